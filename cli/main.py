@@ -1,0 +1,16 @@
+"""`dvc`: the operators' single front door (infra, db, units, ...)."""
+
+import typer
+
+from cli import db, infra, units
+
+app = typer.Typer(
+    help="dvc-monitor: giám sát dịch vụ công trực tuyến / online public-service monitoring.",
+    no_args_is_help=True,
+)
+app.add_typer(infra.app, name="infra")
+app.add_typer(db.app, name="db")
+app.add_typer(units.app, name="units")
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Common code of dvc-monitor: contracts (events, topics), settings, database and app wiring."""

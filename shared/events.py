@@ -1,0 +1,236 @@
+"""Event contract v1 (event-contract.md): one frozen model per event type and the parser of raw bytes.
+
+`parse_event` returns either a validated event or a `Rejection` carrying the contract's reason code.
+The checks run in the contract's order: decoding, object, `event_type`, then the model's fields in
+declaration order (common fields, subject id, the type's own fields); `unknown_unit` is checked by
+the consumer against the registry, last.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError, PydanticUndefined
+
+from shared import topics
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """Parse an ISO 8601 string with an explicit offset, naming the contract's reason on failure."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("wrong_type", "a timestamp must be a JSON string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise PydanticCustomError("bad_timestamp", "not an ISO 8601 timestamp") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise PydanticCustomError("naive_timestamp", "the timestamp has no UTC offset")
+    return parsed
+
+
+Timestamp = Annotated[
+    datetime,
+    PlainValidator(parse_timestamp),
+    WithJsonSchema({"type": "string", "format": "date-time", "description": "ISO 8601 with an offset"}),
+]
+Id64 = Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)]
+Id128 = Annotated[StrictStr, StringConstraints(min_length=1, max_length=128)]
+
+
+class Event(BaseModel):
+    """Fields common to every event."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_id: Id128
+    event_type: str
+    occurred_at: Timestamp
+    unit_id: Id64
+    source: StrictStr | None = None
+
+
+class CaseEvent(Event):
+    """A case-file (hồ sơ TTHC) life-cycle event."""
+
+    case_id: Id128
+
+
+class CaseReceived(CaseEvent):
+    """The unit accepted the case file (tiếp nhận)."""
+
+    event_type: Literal["received"]
+    procedure_code: Id128
+    channel: Literal["in_person", "online", "postal"]
+    service_level: Annotated[StrictInt, Field(ge=1, le=4)]
+    due_at: Timestamp | None
+    synced_to_national_portal: StrictBool | None = None
+
+
+class SupplementRequested(CaseEvent):
+    """The unit asked the applicant for more papers; the deadline clock stops."""
+
+    event_type: Literal["supplement_requested"]
+    reason: StrictStr | None = None
+
+
+class SupplementReceived(CaseEvent):
+    """The applicant supplied the papers; the clock restarts with a new due date."""
+
+    event_type: Literal["supplement_received"]
+    due_at: Timestamp
+
+
+class CaseResolved(CaseEvent):
+    """Processing finished (status 9)."""
+
+    event_type: Literal["resolved"]
+    outcome: Literal["approved", "denied"]
+
+
+class ResultReturned(CaseEvent):
+    """The result was handed back to the applicant (status 10)."""
+
+    event_type: Literal["returned"]
+
+
+class CaseRefused(CaseEvent):
+    """The unit refused to accept the case file."""
+
+    event_type: Literal["refused"]
+    reason: StrictStr | None = None
+
+
+class CaseWithdrawn(CaseEvent):
+    """The applicant withdrew the case file."""
+
+    event_type: Literal["withdrawn"]
+
+
+class ApologyIssued(CaseEvent):
+    """The unit sent the written apology (văn bản xin lỗi) with a new appointment date."""
+
+    event_type: Literal["apology_issued"]
+    due_at: Timestamp
+
+
+class CaseRated(CaseEvent):
+    """The applicant rated the handling of the case file."""
+
+    event_type: Literal["rated"]
+    rating: Literal["very_satisfied", "satisfied", "dissatisfied"]
+
+
+class CaseSynced(CaseEvent):
+    """The case file was synchronised to the national public-service portal."""
+
+    event_type: Literal["synced"]
+
+
+class DocumentSent(Event):
+    """The unit issued or sent an official document (văn bản)."""
+
+    event_type: Literal["sent"]
+    document_id: Id128
+    medium: Literal["electronic", "paper", "both"]
+    secrecy: Literal["normal", "confidential", "secret", "top_secret"]
+    digitally_signed: StrictBool
+    recipient_unit_id: Id64 | None = None
+
+
+CASE_EVENT_TYPES: dict[str, type[CaseEvent]] = {
+    "received": CaseReceived,
+    "supplement_requested": SupplementRequested,
+    "supplement_received": SupplementReceived,
+    "resolved": CaseResolved,
+    "returned": ResultReturned,
+    "refused": CaseRefused,
+    "withdrawn": CaseWithdrawn,
+    "apology_issued": ApologyIssued,
+    "rated": CaseRated,
+    "synced": CaseSynced,
+}
+DOCUMENT_EVENT_TYPES: dict[str, type[Event]] = {"sent": DocumentSent}
+EVENT_TYPES_BY_TOPIC: dict[str, dict[str, type[CaseEvent]] | dict[str, type[Event]]] = {
+    topics.CASE_EVENTS: CASE_EVENT_TYPES,
+    topics.DOCUMENT_EVENTS: DOCUMENT_EVENT_TYPES,
+}
+
+REASON_CODES = (
+    "not_json",
+    "not_object",
+    "unknown_event_type",
+    "missing_field",
+    "null_field",
+    "wrong_type",
+    "bad_timestamp",
+    "naive_timestamp",
+    "bad_enum",
+    "bad_length",
+    "unknown_unit",
+)
+_REASON_BY_ERROR_TYPE = {
+    "string_type": "wrong_type",
+    "int_type": "wrong_type",
+    "bool_type": "wrong_type",
+    "greater_than_equal": "bad_enum",
+    "less_than_equal": "bad_enum",
+    "string_too_short": "bad_length",
+    "string_too_long": "bad_length",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a message is bad input: a contract reason code and a human-readable message."""
+
+    reason: str
+    message: str
+
+
+def parse_event(topic: str, raw: bytes | None) -> Event | Rejection:
+    """Validate one Kafka message body of `topic` (unprefixed name) against the contract."""
+    try:
+        body = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError as exc:
+        return Rejection("not_json", f"not valid UTF-8 JSON: {exc}")
+    if not isinstance(body, dict):
+        return Rejection("not_object", f"the JSON value is a {type(body).__name__}, not an object")
+    event_type = body.get("event_type")
+    model = EVENT_TYPES_BY_TOPIC[topic].get(event_type) if isinstance(event_type, str) else None
+    if model is None:
+        return Rejection("unknown_event_type", f"event_type {event_type!r} is not a type of {topic}")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        return reject_first_error(exc)
+
+
+def reject_first_error(exc: ValidationError) -> Rejection:
+    """Map the first failing field (declaration order) to the contract's reason code."""
+    error = exc.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in error["loc"])
+    value = error.get("input", PydanticUndefined)
+    if error["type"] == "missing":
+        reason = "missing_field"
+    elif value is None:
+        reason = "null_field"
+    elif error["type"] == "literal_error":
+        reason = "bad_enum" if isinstance(value, str) else "wrong_type"
+    else:
+        reason = _REASON_BY_ERROR_TYPE.get(error["type"], error["type"])
+    if reason not in REASON_CODES:
+        reason = "wrong_type"
+    return Rejection(reason, f"{field}: {error['msg']}")
