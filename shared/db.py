@@ -8,16 +8,22 @@ import asyncpg
 import orjson
 
 
-def _encode_json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+JSONB_FORMAT_VERSION = b"\x01"  # jsonb's binary wire format: a version byte, then the JSON text
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    return JSONB_FORMAT_VERSION + orjson.dumps(value)
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return orjson.loads(data[1:])
 
 
 async def init_connection(connection: asyncpg.Connection) -> None:
-    """Encode and decode json/jsonb with orjson."""
-    for type_name in ("json", "jsonb"):
-        await connection.set_type_codec(
-            type_name, encoder=_encode_json, decoder=orjson.loads, schema="pg_catalog"
-        )
+    """Encode and decode jsonb with orjson, in binary so that COPY works too."""
+    await connection.set_type_codec(
+        "jsonb", encoder=_encode_jsonb, decoder=_decode_jsonb, schema="pg_catalog", format="binary"
+    )
 
 
 @asynccontextmanager

@@ -7,7 +7,7 @@ the consumer against the registry, last.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -150,6 +150,16 @@ class DocumentSent(Event):
     recipient_unit_id: Id64 | None = None
 
 
+class UnitDaysChanged(BaseModel):
+    """Internal (ingest -> metrics): local days of a unit whose KPI cells a stored batch may have changed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    unit_id: str
+    days: list[date]
+    changed_at: float  # unix time of the database commit, for freshness figures
+
+
 CASE_EVENT_TYPES: dict[str, type[CaseEvent]] = {
     "received": CaseReceived,
     "supplement_requested": SupplementRequested,
@@ -202,12 +212,23 @@ class Rejection:
 
 def parse_event(topic: str, raw: bytes | None) -> Event | Rejection:
     """Validate one Kafka message body of `topic` (unprefixed name) against the contract."""
+    body = decode_body(raw)
+    return body if isinstance(body, Rejection) else validate_body(topic, body)
+
+
+def decode_body(raw: bytes | None) -> dict[str, Any] | Rejection:
+    """Decode the bytes as one JSON object (NaN and Infinity are not JSON)."""
     try:
         body = orjson.loads(raw or b"")
     except orjson.JSONDecodeError as exc:
         return Rejection("not_json", f"not valid UTF-8 JSON: {exc}")
     if not isinstance(body, dict):
         return Rejection("not_object", f"the JSON value is a {type(body).__name__}, not an object")
+    return body
+
+
+def validate_body(topic: str, body: dict[str, Any]) -> Event | Rejection:
+    """Check `event_type` for the topic, then the type's fields in declaration order."""
     event_type = body.get("event_type")
     model = EVENT_TYPES_BY_TOPIC[topic].get(event_type) if isinstance(event_type, str) else None
     if model is None:

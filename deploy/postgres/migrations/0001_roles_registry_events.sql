@@ -50,7 +50,7 @@ CREATE SEQUENCE event_arrival_seq;
 -- Raw events, partitioned by month of occurred_at (partitions made on demand, see below).
 CREATE TABLE events (
     event_id        text NOT NULL,
-    arrival         bigint NOT NULL,
+    arrival         bigint NOT NULL DEFAULT nextval('event_arrival_seq'),
     topic           text NOT NULL,
     event_type      text NOT NULL,
     unit_id         text NOT NULL,
@@ -105,6 +105,7 @@ CREATE TABLE cases (
     rating          text,
     rated_at        timestamptz,
     overdue_at      timestamptz[] NOT NULL DEFAULT '{}', -- past instants it became overdue
+    history         jsonb NOT NULL,       -- compact copy of its events, refolded on each change
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX cases_received_idx ON cases (unit_id, received_at);

@@ -1,0 +1,217 @@
+"""Consume case and document events in batches, store them exactly once, dead-letter bad input."""
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import asyncpg
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from faststream import AckPolicy, Context
+from faststream.kafka import KafkaMessage, KafkaRouter
+from prometheus_client import Counter, Histogram
+
+from services.ingest import queries
+from services.ingest.batches import Accepted, StoredBatch, store_batch
+from shared import topics
+from shared.events import REASON_CODES, Rejection, UnitDaysChanged, decode_body, validate_body
+
+logger = logging.getLogger(__name__)
+
+MAX_RECORDS = 2000
+BATCH_TIMEOUT_MS = 100
+LEAF_ATTEMPTS = 3
+HANDLER_ERROR = "handler_error"  # operational reason: the event crashed storage after bounded retries
+# Errors that say the database is unreachable, not that an event is bad: wait, never dead-letter.
+DATABASE_DOWN_ERRORS = (
+    OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError, asyncpg.ConnectionDoesNotExistError,
+)
+
+EVENTS_STORED = Counter("ingest_events_stored_total", "Events stored for the first time.", ["topic"])
+DUPLICATES = Counter("ingest_duplicate_events_total", "Events already stored (same event_id).", ["topic"])
+DEAD_LETTERED = Counter("ingest_dead_letters_total", "Messages sent to the dead-letter topic.", ["reason"])
+BATCH_SIZE = Histogram("ingest_batch_size", "Messages per consumed batch.", buckets=(1, 10, 50, 100, 250, 500, 1000, 2000))
+COMMIT_SECONDS = Histogram("ingest_commit_seconds", "Time to store a batch and commit its offsets.")
+for _topic in (topics.CASE_EVENTS, topics.DOCUMENT_EVENTS):
+    EVENTS_STORED.labels(_topic)
+    DUPLICATES.labels(_topic)
+for _reason in (*REASON_CODES, HANDLER_ERROR):
+    DEAD_LETTERED.labels(_reason)
+
+
+class PartitionAssignment(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Track the partitions this consumer owns (readiness needs at least one)."""
+
+    def __init__(self) -> None:
+        self.partitions: set[TopicPartition] = set()
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.partitions -= set(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.partitions |= set(assigned)
+
+
+@dataclass(slots=True)
+class UnitRegistry:
+    """The registry's unit ids, reloaded when its version changes (no restart needed)."""
+
+    unit_ids: frozenset[str] = frozenset()
+    version: int = -1
+    checked_at: float = field(default=0.0)
+
+    async def refresh(self, pool: asyncpg.Pool, *, max_age: float) -> None:
+        """Reload the unit ids if the stored version changed, at most every `max_age` seconds."""
+        if time.monotonic() - self.checked_at < max_age:
+            return
+        async with pool.acquire() as connection:
+            version = await queries.fetch_registry_version(connection)
+            if version != self.version:
+                self.unit_ids = frozenset(await queries.fetch_unit_ids(connection))
+                self.version = version
+        self.checked_at = time.monotonic()
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A rejected record and why."""
+
+    record: ConsumerRecord
+    rejection: Rejection
+
+
+ASSIGNMENT = PartitionAssignment()
+router = KafkaRouter()
+dead_letters = router.publisher(topics.DEAD_LETTERS, title="dead letters", description="Rejected messages, unchanged, with dvc-* headers naming the reason.")
+changes = router.publisher(topics.CHANGES, schema=UnitDaysChanged, title="changes", description="The (unit, local days) whose KPI cells a stored batch may have changed.")
+
+
+@router.subscriber(
+    topics.CASE_EVENTS,
+    topics.DOCUMENT_EVENTS,
+    group_id="dvc-ingest",
+    batch=True,
+    max_records=MAX_RECORDS,
+    batch_timeout_ms=BATCH_TIMEOUT_MS,
+    ack_policy=AckPolicy.MANUAL,
+    auto_offset_reset="earliest",
+    listener=ASSIGNMENT,
+    decoder=lambda message: message.body,  # validated per record against the contract, not here
+    title="case and document events",
+)
+async def store_events(
+    msg: KafkaMessage,
+    pool: Annotated[asyncpg.Pool, Context("pool")],
+    registry: Annotated[UnitRegistry, Context("registry")],
+    topic_prefix: Annotated[str, Context("topic_prefix")],
+) -> None:
+    """Validate every record, store the good ones exactly once, dead-letter the rest, then commit."""
+    started = time.perf_counter()
+    records: tuple[ConsumerRecord, ...] = msg.raw_message  # type: ignore[assignment]
+    BATCH_SIZE.observe(len(records))
+    try:
+        await registry.refresh(pool, max_age=5.0)
+        accepted, rejected = await validate_records(records, pool, registry, topic_prefix)
+        stored, crashed = await store_until_done(pool, accepted)
+        rejected += crashed
+        await publish_outcome(rejected, stored)
+    except BaseException:
+        # Never commit past a batch that was not fully handled: rewind so it is redelivered.
+        await msg.nack()
+        raise
+    await msg.ack()
+    COMMIT_SECONDS.observe(time.perf_counter() - started)
+    for topic, count in stored.stored.items():
+        EVENTS_STORED.labels(topic).inc(count)
+    for topic, count in stored.duplicates.items():
+        DUPLICATES.labels(topic).inc(count)
+
+
+async def validate_records(
+    records: Sequence[ConsumerRecord], pool: asyncpg.Pool, registry: UnitRegistry, topic_prefix: str
+) -> tuple[list[Accepted], list[DeadLetter]]:
+    """Split a batch into accepted events and dead letters, in the contract's order of checks."""
+    accepted: list[Accepted] = []
+    rejected: list[DeadLetter] = []
+    for record in records:
+        topic = record.topic.removeprefix(topic_prefix)
+        body = decode_body(record.value)
+        outcome = body if isinstance(body, Rejection) else validate_body(topic, body)
+        if not isinstance(outcome, Rejection) and outcome.unit_id not in registry.unit_ids:
+            await registry.refresh(pool, max_age=1.0)  # a unit loaded a moment ago is accepted
+            if outcome.unit_id not in registry.unit_ids:
+                outcome = Rejection("unknown_unit", f"unit_id {outcome.unit_id!r} is not in the unit registry")
+        if isinstance(outcome, Rejection):
+            rejected.append(DeadLetter(record, outcome))
+        else:
+            assert isinstance(body, dict)
+            accepted.append(Accepted(topic, outcome, body, record))
+    return accepted, rejected
+
+
+async def store_until_done(pool: asyncpg.Pool, batch: Sequence[Accepted]) -> tuple[StoredBatch, list[DeadLetter]]:
+    """Store the batch, waiting out a database outage; isolate events that keep failing."""
+    delay = 0.5
+    while True:
+        try:
+            return await store_isolating_poison(pool, batch)
+        except DATABASE_DOWN_ERRORS as exc:
+            logger.warning("database unavailable, retrying in %.1fs: %r", delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+async def store_isolating_poison(pool: asyncpg.Pool, batch: Sequence[Accepted]) -> tuple[StoredBatch, list[DeadLetter]]:
+    """Store the batch; if it fails, bisect it so one bad event cannot fail the others."""
+    attempts = LEAF_ATTEMPTS if len(batch) == 1 else 1
+    for attempt in range(attempts):
+        try:
+            async with pool.acquire() as connection:
+                return await store_batch(connection, batch), []
+        except DATABASE_DOWN_ERRORS:
+            raise
+        except Exception as exc:  # any other failure may be this batch's fault: isolate it
+            error = exc
+            await asyncio.sleep(0.05 * 2**attempt)
+    if len(batch) == 1:
+        item = batch[0]
+        logger.error("event %s failed %d times, dead-lettering: %r", item.event.event_id, attempts, error)
+        return StoredBatch(), [DeadLetter(item.record, Rejection(HANDLER_ERROR, f"storage failed: {error!r}"[:500]))]
+    middle = len(batch) // 2
+    stored, crashed = await store_isolating_poison(pool, batch[:middle])
+    stored_right, crashed_right = await store_isolating_poison(pool, batch[middle:])
+    stored.merge(stored_right)
+    return stored, crashed + crashed_right
+
+
+async def publish_outcome(rejected: Sequence[DeadLetter], stored: StoredBatch) -> None:
+    """Publish dead letters and dirty cells before the offsets are committed."""
+    now = time.time()
+    await asyncio.gather(
+        *(dead_letters.publish(d.record.value or b"", key=d.record.key, headers=dead_letter_headers(d)) for d in rejected),
+        *(
+            changes.publish(UnitDaysChanged(unit_id=unit_id, days=sorted(days), changed_at=now), key=unit_id.encode())
+            for unit_id, days in stored.dirty.items()
+        ),
+    )
+    for dead in rejected:
+        DEAD_LETTERED.labels(dead.rejection.reason).inc()
+
+
+def dead_letter_headers(dead: DeadLetter) -> dict[str, Any]:
+    """Name the reason and the source position in headers; keep the original headers."""
+    record = dead.record
+    original = {key: value.decode("utf-8", "replace") for key, value in (record.headers or ())}
+    return {
+        **original,
+        "dvc-reason": dead.rejection.reason,
+        "dvc-message": dead.rejection.message,
+        "dvc-source-topic": record.topic,
+        "dvc-source-partition": str(record.partition),
+        "dvc-source-offset": str(record.offset),
+        "dvc-source-timestamp": str(record.timestamp),
+    }

@@ -1,0 +1,115 @@
+"""SQL of ingest: idempotent bulk writes of raw events, case state and documents."""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple, fields
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from services.ingest.cases import CaseState
+
+CASE_COLUMNS = [f.name for f in fields(CaseState)] + ["history"]
+EVENT_COLUMNS = [
+    "event_id", "topic", "event_type", "unit_id", "subject_id", "occurred_at", "payload",
+    "kafka_partition", "kafka_offset",
+]
+DOCUMENT_COLUMNS = [
+    "document_id", "unit_id", "sent_at", "medium", "secrecy", "digitally_signed", "recipient_unit_id",
+]
+
+
+async def fetch_registry_version(connection: asyncpg.Connection) -> int:
+    """Return the registry version (0 when no registry was ever loaded)."""
+    return int(await connection.fetchval("SELECT coalesce(max(version), 0) FROM registry_version"))
+
+
+async def fetch_unit_ids(connection: asyncpg.Connection) -> set[str]:
+    """Return the ids of the registry's units."""
+    return {row["unit_id"] for row in await connection.fetch("SELECT unit_id FROM units")}
+
+
+async def ensure_event_partitions(connection: asyncpg.Connection, *, months: Iterable[date]) -> None:
+    """Create the monthly partitions of `events` that are missing."""
+    await connection.execute("SELECT ensure_event_partition(m) FROM unnest($1::date[]) AS m", list(months))
+
+
+async def claim_event_ids(connection: asyncpg.Connection, *, event_ids: Sequence[str]) -> set[str]:
+    """Claim event ids; return those not seen before (the others are duplicates)."""
+    rows = await connection.fetch(
+        """
+        INSERT INTO event_ids (event_id) SELECT unnest($1::text[])
+        ON CONFLICT (event_id) DO NOTHING
+        RETURNING event_id
+        """,
+        event_ids,
+    )
+    return {row["event_id"] for row in rows}
+
+
+async def insert_events(connection: asyncpg.Connection, *, records: Sequence[tuple[Any, ...]]) -> None:
+    """COPY new raw events (already claimed, in arrival order) into the partitioned store."""
+    await connection.copy_records_to_table("events", records=records, columns=EVENT_COLUMNS)
+
+
+async def fetch_case_histories(
+    connection: asyncpg.Connection, *, case_ids: Sequence[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Return the stored event history of each known case."""
+    rows = await connection.fetch(
+        "SELECT case_id, history FROM cases WHERE case_id = ANY($1::text[])", case_ids
+    )
+    return {row["case_id"]: row["history"] for row in rows}
+
+
+async def upsert_cases(
+    connection: asyncpg.Connection, *, states: Sequence[tuple[CaseState, list[dict[str, Any]]]]
+) -> None:
+    """Replace the state of the given cases (COPY into a session temp table, then one upsert)."""
+    await connection.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS cases_incoming (LIKE cases INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    await connection.copy_records_to_table(
+        "cases_incoming",
+        records=[(*astuple(state), history) for state, history in states],
+        columns=CASE_COLUMNS,
+    )
+    assignments = ", ".join(f"{column} = EXCLUDED.{column}" for column in CASE_COLUMNS[1:])
+    await connection.execute(
+        f"""
+        INSERT INTO cases ({", ".join(CASE_COLUMNS)})
+        SELECT {", ".join(CASE_COLUMNS)} FROM cases_incoming
+        ON CONFLICT (case_id) DO UPDATE SET {assignments}, updated_at = now()
+        """
+    )
+
+
+async def fetch_documents(
+    connection: asyncpg.Connection, *, document_ids: Sequence[str]
+) -> list[asyncpg.Record]:
+    """Return the stored rows of the given documents (their unit and send time)."""
+    return await connection.fetch(
+        "SELECT document_id, unit_id, sent_at FROM documents WHERE document_id = ANY($1::text[])",
+        document_ids,
+    )
+
+
+async def upsert_documents(connection: asyncpg.Connection, *, records: Sequence[tuple[Any, ...]]) -> None:
+    """Keep each document's earliest `sent` event (by occurred_at; ties: the stored one).
+
+    `records` holds at most one row per document_id (ON CONFLICT cannot touch a row twice).
+    """
+    columns = list(zip(*records, strict=True)) if records else [[] for _ in DOCUMENT_COLUMNS]
+    await connection.execute(
+        f"""
+        INSERT INTO documents ({", ".join(DOCUMENT_COLUMNS)})
+        SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],
+                             $6::boolean[], $7::text[])
+        ON CONFLICT (document_id) DO UPDATE SET
+            unit_id = EXCLUDED.unit_id, sent_at = EXCLUDED.sent_at, medium = EXCLUDED.medium,
+            secrecy = EXCLUDED.secrecy, digitally_signed = EXCLUDED.digitally_signed,
+            recipient_unit_id = EXCLUDED.recipient_unit_id
+        WHERE EXCLUDED.sent_at < documents.sent_at
+        """,
+        *[list(column) for column in columns],
+    )

@@ -1,0 +1,227 @@
+"""Fixtures over the real infrastructure started by scripts/infra.sh: PostgreSQL, Kafka, Prometheus."""
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+from cli.db import SERVICE_ROLES, migrate
+from cli.units import Registry, store_registry
+from shared.config import MigrationSettings
+from shared.db import init_connection
+
+REPO = Path(__file__).resolve().parent.parent
+SERVICE_ROLE = {"ingest": "dvc_ingest", "metrics": "dvc_metrics", "alerts": "dvc_alerts", "reader": "dvc_reader"}
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Read KEY=value lines."""
+    if not path.exists():
+        return {}
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    return {key.strip(): value.strip().strip("'\"") for key, value in pairs}
+
+
+def infra_setting(name: str) -> str:
+    """Return an infrastructure setting from the environment or from the files infra.sh wrote."""
+    data_dir = Path(os.environ.get("DVC_DATA_DIR", REPO / ".data"))
+    found = os.environ.get(name) or {**read_env_file(data_dir / "infra.env"), **read_env_file(data_dir / "secrets.env")}.get(name)
+    if not found:
+        pytest.skip(f"{name} is not set: start the infrastructure with scripts/infra.sh up")
+    return found
+
+
+def free_port() -> int:
+    """Return a TCP port free on loopback now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class MigratedDatabase:
+    """A fresh, migrated database of the test session, and the DSN of each role."""
+
+    name: str
+    admin_dsn: str
+
+    def dsn(self, role: str) -> str:
+        """Return the DSN of a service role ("ingest", "metrics", "alerts", "reader") or "admin"."""
+        if role == "admin":
+            return self.admin_dsn
+        user = SERVICE_ROLE[role]
+        password = infra_setting(f"DVC_{SERVICE_ROLES[user]}")
+        host = self.admin_dsn.rsplit("@", 1)[1]
+        return f"postgresql://{user}:{password}@{host}"
+
+
+def with_database(dsn: str, name: str) -> str:
+    """Return `dsn` pointing at database `name`."""
+    return dsn.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    return infra_setting("DVC_KAFKA_BOOTSTRAP_SERVERS")
+
+
+@pytest.fixture(scope="session")
+async def database() -> AsyncIterator[MigratedDatabase]:
+    admin = infra_setting("DVC_ADMIN_DATABASE_URL")
+    name = f"dvc_test_{secrets.token_hex(4)}"
+    connection = await asyncpg.connect(admin)
+    await connection.execute(f'CREATE DATABASE "{name}"')
+    await connection.close()
+    test_db = MigratedDatabase(name, with_database(admin, name))
+    passwords = {field: infra_setting(f"DVC_{field}") for field in SERVICE_ROLES.values()}
+    await migrate(MigrationSettings(DATABASE_URL=test_db.admin_dsn, **passwords))  # type: ignore[arg-type]
+    yield test_db
+    connection = await asyncpg.connect(admin)
+    await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await connection.close()
+
+
+@pytest.fixture
+async def admin_db(database: MigratedDatabase) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(database.admin_dsn)
+    await init_connection(connection)
+    yield connection
+    await connection.close()
+
+
+async def load_registry(database: MigratedDatabase, registry: Registry) -> None:
+    """Store a registry in the test database (what `dvc units load` does)."""
+    connection = await asyncpg.connect(database.admin_dsn)
+    try:
+        await store_registry(connection, registry)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    return f"t{secrets.token_hex(4)}."
+
+
+class ServiceProcess:
+    """A service run as a real subprocess, as in production."""
+
+    def __init__(self, service: str, env: dict[str, str], log_path: Path) -> None:
+        self.service = service
+        self.env = env
+        self.port = int(env["DVC_HTTP_PORT"])
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "ServiceProcess":
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.service}.main"], cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        return self
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < deadline:
+                assert self.process is not None and self.process.poll() is None, self.log_tail()
+                try:
+                    if (await client.get(f"http://127.0.0.1:{self.port}/readyz")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+        raise AssertionError(f"{self.service} not ready in {timeout}s\n{self.log_tail()}")
+
+    def log_tail(self) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-40:])
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+
+@pytest.fixture
+def service_runner(
+    database: MigratedDatabase, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> Iterator["ServiceRunner"]:
+    runner = ServiceRunner(database, kafka_bootstrap, topic_prefix, tmp_path)
+    yield runner
+    for process in runner.started:
+        if process.process is not None and process.process.poll() is None:
+            process.stop(signal.SIGKILL)
+
+
+class ServiceRunner:
+    """Start services against the test database and the test topic prefix."""
+
+    def __init__(self, database: MigratedDatabase, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+        self.database, self.kafka_bootstrap, self.topic_prefix, self.tmp_path = database, kafka_bootstrap, topic_prefix, tmp_path
+        self.started: list[ServiceProcess] = []
+
+    def env(self, service: str, **extra: str) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("DVC_")}
+        env.update(
+            DVC_DATABASE_URL=self.database.dsn(service),
+            DVC_KAFKA_BOOTSTRAP_SERVERS=self.kafka_bootstrap,
+            DVC_TOPIC_PREFIX=self.topic_prefix,
+            DVC_HTTP_PORT=str(free_port()),
+            **extra,
+        )
+        return env
+
+    async def start(self, service: str, **extra: str) -> ServiceProcess:
+        process = ServiceProcess(service, self.env(service, **extra), self.tmp_path / f"{service}.log").start()
+        self.started.append(process)
+        await process.wait_ready()
+        return process
+
+
+async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
+    """Send (key, value) messages to a topic and wait until the broker has them all."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=20)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value=value, key=key) for key, value in messages]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def read_topic(bootstrap: str, topic: str, *, expect: int, timeout: float = 30.0) -> list[ConsumerRecord]:
+    """Read a topic from the start, without a group, until `expect` records arrived (or time ran out)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(records) < expect and time.monotonic() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def wait_until(predicate, timeout: float = 30.0, interval: float = 0.2) -> None:  # type: ignore[no-untyped-def]
+    """Poll an async predicate until it is true."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
