@@ -63,7 +63,9 @@ async def set_role_passwords(connection: asyncpg.Connection, settings: Migration
     """Give each service role its password from the settings (quoted by PostgreSQL's format())."""
     for role, field in SERVICE_ROLES.items():
         password = getattr(settings, field).get_secret_value()
-        statement = await connection.fetchval("SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)", role, password)
+        statement = await connection.fetchval(
+            "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)", role, password
+        )
         await connection.execute(statement)
 
 

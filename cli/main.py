@@ -2,7 +2,7 @@
 
 import typer
 
-from cli import db, infra, units
+from cli import db, docs, infra, units
 
 app = typer.Typer(
     help="dvc-monitor: giám sát dịch vụ công trực tuyến / online public-service monitoring.",
@@ -11,6 +11,7 @@ app = typer.Typer(
 app.add_typer(infra.app, name="infra")
 app.add_typer(db.app, name="db")
 app.add_typer(units.app, name="units")
+app.add_typer(docs.app, name="docs")
 
 if __name__ == "__main__":
     app()

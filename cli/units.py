@@ -14,7 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 from shared.config import Settings
 
 UnitId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{0,63}$")]
-CSV_COLUMNS = ["id", "name", "level", "level_name", "level_name_en", "parent", "head_name", "head_email", "head_webhook_url"]
+CSV_COLUMNS = [
+    "id",
+    "name",
+    "level",
+    "level_name",
+    "level_name_en",
+    "parent",
+    "head_name",
+    "head_email",
+    "head_webhook_url",
+]
 
 app = typer.Typer(help="Danh mục đơn vị / Unit registry.", no_args_is_help=True)
 
@@ -92,9 +102,15 @@ def registry_from_csv(text: str, *, name: str) -> Registry:
     levels: dict[str, Level] = {}
     units = []
     for row in rows:
-        levels.setdefault(row["level"], Level(id=row["level"], name=row["level_name"], name_en=row["level_name_en"]))
-        head = Head(name=row["head_name"], email=row["head_email"], webhook_url=row["head_webhook_url"] or None)  # type: ignore[arg-type]
-        units.append(Unit(id=row["id"], name=row["name"], level=row["level"], parent=row["parent"] or None, head=head))
+        levels.setdefault(
+            row["level"], Level(id=row["level"], name=row["level_name"], name_en=row["level_name_en"])
+        )
+        head = Head(
+            name=row["head_name"], email=row["head_email"], webhook_url=row["head_webhook_url"] or None
+        )
+        units.append(
+            Unit(id=row["id"], name=row["name"], level=row["level"], parent=row["parent"] or None, head=head)
+        )
     return Registry(registry=name, levels=list(levels.values()), units=units)
 
 
@@ -107,11 +123,19 @@ def registry_to_csv(registry: Registry) -> str:
     ordered = sorted(registry.units, key=lambda unit: [lv.id for lv in registry.levels].index(unit.level))
     for unit in ordered:
         level = levels[unit.level]
-        writer.writerow({
-            "id": unit.id, "name": unit.name, "level": unit.level, "level_name": level.name,
-            "level_name_en": level.name_en, "parent": unit.parent or "", "head_name": unit.head.name,
-            "head_email": unit.head.email, "head_webhook_url": str(unit.head.webhook_url or ""),
-        })
+        writer.writerow(
+            {
+                "id": unit.id,
+                "name": unit.name,
+                "level": unit.level,
+                "level_name": level.name,
+                "level_name_en": level.name_en,
+                "parent": unit.parent or "",
+                "head_name": unit.head.name,
+                "head_email": unit.head.email,
+                "head_webhook_url": str(unit.head.webhook_url or ""),
+            }
+        )
     return out.getvalue()
 
 
@@ -128,8 +152,15 @@ async def store_registry(connection: asyncpg.Connection, registry: Registry) -> 
         await connection.copy_records_to_table(
             "units",
             records=[
-                (u.id, u.name, u.level, u.parent, u.head.name, u.head.email,
-                 str(u.head.webhook_url) if u.head.webhook_url else None)
+                (
+                    u.id,
+                    u.name,
+                    u.level,
+                    u.parent,
+                    u.head.name,
+                    u.head.email,
+                    str(u.head.webhook_url) if u.head.webhook_url else None,
+                )
                 for u in registry.units
             ],
             columns=["unit_id", "name", "level", "parent_id", "head_name", "head_email", "head_webhook_url"],
@@ -153,8 +184,13 @@ async def fetch_registry(connection: asyncpg.Connection) -> Registry:
         registry=source,
         levels=[Level(id=r["level"], name=r["name"], name_en=r["name_en"]) for r in levels],
         units=[
-            Unit(id=r["unit_id"], name=r["name"], level=r["level"], parent=r["parent_id"],
-                 head=Head(name=r["head_name"], email=r["head_email"], webhook_url=r["head_webhook_url"]))
+            Unit(
+                id=r["unit_id"],
+                name=r["name"],
+                level=r["level"],
+                parent=r["parent_id"],
+                head=Head(name=r["head_name"], email=r["head_email"], webhook_url=r["head_webhook_url"]),
+            )
             for r in units
         ],
     )
@@ -182,7 +218,9 @@ async def _export() -> Registry:
 def load_command(path: Path) -> None:
     """Nạp danh mục đơn vị từ tệp YAML/CSV / Load the registry from a YAML or CSV file."""
     registry = _load_or_exit(path)
-    typer.echo(f"Đã nạp {len(registry.units)} đơn vị, {len(registry.levels)} cấp / loaded {len(registry.units)} units, {len(registry.levels)} levels ({registry.registry})")
+    typer.echo(
+        f"Đã nạp {len(registry.units)} đơn vị, {len(registry.levels)} cấp / loaded {len(registry.units)} units, {len(registry.levels)} levels ({registry.registry})"
+    )
 
 
 def _load_or_exit(path: Path) -> Registry:
@@ -200,4 +238,6 @@ def export_command(fmt: Annotated[str, typer.Option("--format", help="yaml | csv
     if fmt == "csv":
         typer.echo(registry_to_csv(registry), nl=False)
     else:
-        typer.echo(yaml.safe_dump(registry.model_dump(mode="json"), allow_unicode=True, sort_keys=False), nl=False)
+        typer.echo(
+            yaml.safe_dump(registry.model_dump(mode="json"), allow_unicode=True, sort_keys=False), nl=False
+        )

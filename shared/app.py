@@ -64,11 +64,11 @@ def create_app(
             yield
 
     @get
-    async def healthz(scope: Any) -> AsgiResponse:
+    async def healthz(_scope: Any) -> AsgiResponse:
         return AsgiResponse(b"ok", status_code=200)
 
     @get
-    async def readyz(scope: Any) -> AsgiResponse:
+    async def readyz(_scope: Any) -> AsgiResponse:
         ready = consumer_ready() and await database_answers(resources.get("pool"))
         return AsgiResponse(b"ready" if ready else b"not ready", status_code=200 if ready else 503)
 

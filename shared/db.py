@@ -7,7 +7,6 @@ from typing import Any
 import asyncpg
 import orjson
 
-
 JSONB_FORMAT_VERSION = b"\x01"  # jsonb's binary wire format: a version byte, then the JSON text
 
 

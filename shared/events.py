@@ -178,6 +178,12 @@ EVENT_TYPES_BY_TOPIC: dict[str, dict[str, type[CaseEvent]] | dict[str, type[Even
     topics.DOCUMENT_EVENTS: DOCUMENT_EVENT_TYPES,
 }
 
+def contract_json_schema() -> dict[str, Any]:
+    """JSON schema of one message of the two input topics (for the AsyncAPI document)."""
+    models = [*CASE_EVENT_TYPES.values(), *DOCUMENT_EVENT_TYPES.values()]
+    return {"title": "ContractEvent", "oneOf": [model.model_json_schema() for model in models]}
+
+
 REASON_CODES = (
     "not_json",
     "not_object",

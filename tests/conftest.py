@@ -23,21 +23,33 @@ from shared.config import MigrationSettings
 from shared.db import init_connection
 
 REPO = Path(__file__).resolve().parent.parent
-SERVICE_ROLE = {"ingest": "dvc_ingest", "metrics": "dvc_metrics", "alerts": "dvc_alerts", "reader": "dvc_reader"}
+SERVICE_ROLE = {
+    "ingest": "dvc_ingest",
+    "metrics": "dvc_metrics",
+    "alerts": "dvc_alerts",
+    "reader": "dvc_reader",
+}
 
 
 def read_env_file(path: Path) -> dict[str, str]:
     """Read KEY=value lines."""
     if not path.exists():
         return {}
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    pairs = (
+        line.split("=", 1)
+        for line in path.read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
     return {key.strip(): value.strip().strip("'\"") for key, value in pairs}
 
 
 def infra_setting(name: str) -> str:
     """Return an infrastructure setting from the environment or from the files infra.sh wrote."""
     data_dir = Path(os.environ.get("DVC_DATA_DIR", REPO / ".data"))
-    found = os.environ.get(name) or {**read_env_file(data_dir / "infra.env"), **read_env_file(data_dir / "secrets.env")}.get(name)
+    found = os.environ.get(name) or {
+        **read_env_file(data_dir / "infra.env"),
+        **read_env_file(data_dir / "secrets.env"),
+    }.get(name)
     if not found:
         pytest.skip(f"{name} is not set: start the infrastructure with scripts/infra.sh up")
     return found
@@ -128,7 +140,11 @@ class ServiceProcess:
     def start(self) -> "ServiceProcess":
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.service}.main"], cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", f"services.{self.service}.main"],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         return self
 
@@ -169,8 +185,15 @@ def service_runner(
 class ServiceRunner:
     """Start services against the test database and the test topic prefix."""
 
-    def __init__(self, database: MigratedDatabase, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
-        self.database, self.kafka_bootstrap, self.topic_prefix, self.tmp_path = database, kafka_bootstrap, topic_prefix, tmp_path
+    def __init__(
+        self, database: MigratedDatabase, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+    ) -> None:
+        self.database, self.kafka_bootstrap, self.topic_prefix, self.tmp_path = (
+            database,
+            kafka_bootstrap,
+            topic_prefix,
+            tmp_path,
+        )
         self.started: list[ServiceProcess] = []
 
     def env(self, service: str, **extra: str) -> dict[str, str]:
@@ -185,7 +208,9 @@ class ServiceRunner:
         return env
 
     async def start(self, service: str, **extra: str) -> ServiceProcess:
-        process = ServiceProcess(service, self.env(service, **extra), self.tmp_path / f"{service}.log").start()
+        process = ServiceProcess(
+            service, self.env(service, **extra), self.tmp_path / f"{service}.log"
+        ).start()
         self.started.append(process)
         await process.wait_ready()
         return process
@@ -202,9 +227,13 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None,
         await producer.stop()
 
 
-async def read_topic(bootstrap: str, topic: str, *, expect: int, timeout: float = 30.0) -> list[ConsumerRecord]:
+async def read_topic(
+    bootstrap: str, topic: str, *, expect: int, timeout: float = 30.0
+) -> list[ConsumerRecord]:
     """Read a topic from the start, without a group, until `expect` records arrived (or time ran out)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
     await consumer.start()
     records: list[ConsumerRecord] = []
     try:

@@ -20,22 +20,64 @@ def at(text: str) -> str:
     return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=ICT).isoformat()
 
 
-def case_event(event_type: str, case_id: str, unit_id: str, occurred_at: str, **fields: Any) -> dict[str, Any]:
-    return {"event_id": random_id("ev"), "event_type": event_type, "occurred_at": occurred_at,
-            "unit_id": unit_id, "case_id": case_id, "source": "test", **fields}
+def case_event(
+    event_type: str, case_id: str, unit_id: str, occurred_at: str, **fields: Any
+) -> dict[str, Any]:
+    return {
+        "event_id": random_id("ev"),
+        "event_type": event_type,
+        "occurred_at": occurred_at,
+        "unit_id": unit_id,
+        "case_id": case_id,
+        "source": "test",
+        **fields,
+    }
 
 
-def received(case_id: str, unit_id: str, occurred_at: str, *, due_at: str | None, procedure_code: str = "1.001",
-             channel: str = "online", service_level: int = 4, synced: bool = False) -> dict[str, Any]:
-    return case_event("received", case_id, unit_id, occurred_at, procedure_code=procedure_code, channel=channel,
-                      service_level=service_level, due_at=due_at, synced_to_national_portal=synced)
+def received(
+    case_id: str,
+    unit_id: str,
+    occurred_at: str,
+    *,
+    due_at: str | None,
+    procedure_code: str = "1.001",
+    channel: str = "online",
+    service_level: int = 4,
+    synced: bool = False,
+) -> dict[str, Any]:
+    return case_event(
+        "received",
+        case_id,
+        unit_id,
+        occurred_at,
+        procedure_code=procedure_code,
+        channel=channel,
+        service_level=service_level,
+        due_at=due_at,
+        synced_to_national_portal=synced,
+    )
 
 
-def document_sent(document_id: str, unit_id: str, occurred_at: str, *, medium: str = "electronic",
-                  secrecy: str = "normal", signed: bool = True) -> dict[str, Any]:
-    return {"event_id": random_id("ev"), "event_type": "sent", "occurred_at": occurred_at, "unit_id": unit_id,
-            "document_id": document_id, "medium": medium, "secrecy": secrecy, "digitally_signed": signed,
-            "recipient_unit_id": None}
+def document_sent(
+    document_id: str,
+    unit_id: str,
+    occurred_at: str,
+    *,
+    medium: str = "electronic",
+    secrecy: str = "normal",
+    signed: bool = True,
+) -> dict[str, Any]:
+    return {
+        "event_id": random_id("ev"),
+        "event_type": "sent",
+        "occurred_at": occurred_at,
+        "unit_id": unit_id,
+        "document_id": document_id,
+        "medium": medium,
+        "secrecy": secrecy,
+        "digitally_signed": signed,
+        "recipient_unit_id": None,
+    }
 
 
 def encode(event: dict[str, Any]) -> tuple[bytes, bytes]:
@@ -45,14 +87,25 @@ def encode(event: dict[str, Any]) -> tuple[bytes, bytes]:
 
 def small_registry(*commune_ids: str) -> Registry:
     """A province root, one agency, one district and the given communes under it."""
-    levels = [Level(id="province", name="Cấp tỉnh", name_en="Province"),
-              Level(id="district", name="Cấp huyện", name_en="District"),
-              Level(id="commune", name="Cấp xã", name_en="Commune")]
+    levels = [
+        Level(id="province", name="Cấp tỉnh", name_en="Province"),
+        Level(id="district", name="Cấp huyện", name_en="District"),
+        Level(id="commune", name="Cấp xã", name_en="Commune"),
+    ]
 
     def unit(unit_id: str, level: str, parent: str | None) -> Unit:
-        return Unit(id=unit_id, name=f"Đơn vị {unit_id}", level=level, parent=parent,
-                    head=Head(name=f"Thủ trưởng {unit_id}", email=f"{unit_id}@dvc-monitor.example"))
+        return Unit(
+            id=unit_id,
+            name=f"Đơn vị {unit_id}",
+            level=level,
+            parent=parent,
+            head=Head(name=f"Thủ trưởng {unit_id}", email=f"{unit_id}@dvc-monitor.example"),
+        )
 
-    units = [unit("p", "province", None), unit("p.agency", "province", "p"), unit("p.district", "district", "p")]
+    units = [
+        unit("p", "province", None),
+        unit("p.agency", "province", "p"),
+        unit("p.district", "district", "p"),
+    ]
     units += [unit(cid, "commune", "p.district") for cid in commune_ids]
     return Registry(registry="test", levels=levels, units=units)

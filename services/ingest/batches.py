@@ -11,7 +11,6 @@ from aiokafka import ConsumerRecord
 
 from services.ingest import queries
 from services.ingest.cases import LOCAL_TZ, fold_case, parse_time
-from shared import topics
 from shared.events import CaseEvent, DocumentSent, Event
 
 
@@ -89,9 +88,19 @@ def utc_month(value: datetime) -> date:
 def event_record(item: Accepted) -> tuple[Any, ...]:
     """Return the `events` row of an accepted event."""
     event = item.event
-    subject = event.case_id if isinstance(event, CaseEvent) else getattr(event, "document_id")
-    return (event.event_id, item.topic, event.event_type, event.unit_id, subject, event.occurred_at,
-            item.body, item.record.partition, item.record.offset)
+    assert isinstance(event, CaseEvent | DocumentSent)
+    subject = event.case_id if isinstance(event, CaseEvent) else event.document_id
+    return (
+        event.event_id,
+        item.topic,
+        event.event_type,
+        event.unit_id,
+        subject,
+        event.occurred_at,
+        item.body,
+        item.record.partition,
+        item.record.offset,
+    )
 
 
 async def refold_cases(
@@ -140,7 +149,18 @@ async def keep_first_documents(
         return
     for row in await queries.fetch_documents(connection, document_ids=list(earliest)):
         result.dirty[row["unit_id"]].add(local_day(row["sent_at"]))
-    await queries.upsert_documents(connection, records=[
-        (e.document_id, e.unit_id, e.occurred_at, e.medium, e.secrecy, e.digitally_signed, e.recipient_unit_id)
-        for e in earliest.values()
-    ])
+    await queries.upsert_documents(
+        connection,
+        records=[
+            (
+                e.document_id,
+                e.unit_id,
+                e.occurred_at,
+                e.medium,
+                e.secrecy,
+                e.digitally_signed,
+                e.recipient_unit_id,
+            )
+            for e in earliest.values()
+        ],
+    )

@@ -93,7 +93,10 @@ def apply_annotation(state: CaseState, kind: str, event: dict[str, Any], at: dat
 
 def apply_transition(state: CaseState, kind: str, event: dict[str, Any], at: datetime) -> None:
     """Apply a pause, a resume or a closure to an open case."""
-    if state.paused_since is None and kind in TERMINAL_TYPES | {"supplement_requested", "supplement_received"}:
+    if state.paused_since is None and kind in TERMINAL_TYPES | {
+        "supplement_requested",
+        "supplement_received",
+    }:
         end_running_stretch(state, at)
     if kind == "supplement_requested":
         state.paused_since = state.paused_since or at

@@ -13,11 +13,19 @@ from aiokafka.abc import ConsumerRebalanceListener
 from faststream import AckPolicy, Context
 from faststream.kafka import KafkaMessage, KafkaRouter
 from prometheus_client import Counter, Histogram
+from pydantic import WithJsonSchema
 
 from services.ingest import queries
 from services.ingest.batches import Accepted, StoredBatch, store_batch
 from shared import topics
-from shared.events import REASON_CODES, Rejection, UnitDaysChanged, decode_body, validate_body
+from shared.events import (
+    REASON_CODES,
+    Rejection,
+    UnitDaysChanged,
+    contract_json_schema,
+    decode_body,
+    validate_body,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,14 +35,20 @@ LEAF_ATTEMPTS = 3
 HANDLER_ERROR = "handler_error"  # operational reason: the event crashed storage after bounded retries
 # Errors that say the database is unreachable, not that an event is bad: wait, never dead-letter.
 DATABASE_DOWN_ERRORS = (
-    OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError, asyncpg.ConnectionDoesNotExistError,
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.ConnectionDoesNotExistError,
 )
 
 EVENTS_STORED = Counter("ingest_events_stored_total", "Events stored for the first time.", ["topic"])
 DUPLICATES = Counter("ingest_duplicate_events_total", "Events already stored (same event_id).", ["topic"])
 DEAD_LETTERED = Counter("ingest_dead_letters_total", "Messages sent to the dead-letter topic.", ["reason"])
-BATCH_SIZE = Histogram("ingest_batch_size", "Messages per consumed batch.", buckets=(1, 10, 50, 100, 250, 500, 1000, 2000))
+BATCH_SIZE = Histogram(
+    "ingest_batch_size", "Messages per consumed batch.", buckets=(1, 10, 50, 100, 250, 500, 1000, 2000)
+)
 COMMIT_SECONDS = Histogram("ingest_commit_seconds", "Time to store a batch and commit its offsets.")
 for _topic in (topics.CASE_EVENTS, topics.DOCUMENT_EVENTS):
     EVENTS_STORED.labels(_topic)
@@ -84,10 +98,20 @@ class DeadLetter:
     rejection: Rejection
 
 
+RawContractEvent = Annotated[bytes, WithJsonSchema(contract_json_schema())]
 ASSIGNMENT = PartitionAssignment()
 router = KafkaRouter()
-dead_letters = router.publisher(topics.DEAD_LETTERS, title="dead letters", description="Rejected messages, unchanged, with dvc-* headers naming the reason.")
-changes = router.publisher(topics.CHANGES, schema=UnitDaysChanged, title="changes", description="The (unit, local days) whose KPI cells a stored batch may have changed.")
+dead_letters = router.publisher(
+    topics.DEAD_LETTERS,
+    title="dead letters",
+    description="Rejected messages, unchanged, with dvc-* headers naming the reason.",
+)
+changes = router.publisher(
+    topics.CHANGES,
+    schema=UnitDaysChanged,
+    title="changes",
+    description="The (unit, local days) whose KPI cells a stored batch may have changed.",
+)
 
 
 @router.subscriber(
@@ -104,6 +128,7 @@ changes = router.publisher(topics.CHANGES, schema=UnitDaysChanged, title="change
     title="case and document events",
 )
 async def store_events(
+    body: list[RawContractEvent],
     msg: KafkaMessage,
     pool: Annotated[asyncpg.Pool, Context("pool")],
     registry: Annotated[UnitRegistry, Context("registry")],
@@ -111,7 +136,7 @@ async def store_events(
 ) -> None:
     """Validate every record, store the good ones exactly once, dead-letter the rest, then commit."""
     started = time.perf_counter()
-    records: tuple[ConsumerRecord, ...] = msg.raw_message  # type: ignore[assignment]
+    records: tuple[ConsumerRecord, ...] = msg.raw_message
     BATCH_SIZE.observe(len(records))
     try:
         await registry.refresh(pool, max_age=5.0)
@@ -144,7 +169,9 @@ async def validate_records(
         if not isinstance(outcome, Rejection) and outcome.unit_id not in registry.unit_ids:
             await registry.refresh(pool, max_age=1.0)  # a unit loaded a moment ago is accepted
             if outcome.unit_id not in registry.unit_ids:
-                outcome = Rejection("unknown_unit", f"unit_id {outcome.unit_id!r} is not in the unit registry")
+                outcome = Rejection(
+                    "unknown_unit", f"unit_id {outcome.unit_id!r} is not in the unit registry"
+                )
         if isinstance(outcome, Rejection):
             rejected.append(DeadLetter(record, outcome))
         else:
@@ -153,7 +180,9 @@ async def validate_records(
     return accepted, rejected
 
 
-async def store_until_done(pool: asyncpg.Pool, batch: Sequence[Accepted]) -> tuple[StoredBatch, list[DeadLetter]]:
+async def store_until_done(
+    pool: asyncpg.Pool, batch: Sequence[Accepted]
+) -> tuple[StoredBatch, list[DeadLetter]]:
     """Store the batch, waiting out a database outage; isolate events that keep failing."""
     delay = 0.5
     while True:
@@ -165,7 +194,9 @@ async def store_until_done(pool: asyncpg.Pool, batch: Sequence[Accepted]) -> tup
             delay = min(delay * 2, 30.0)
 
 
-async def store_isolating_poison(pool: asyncpg.Pool, batch: Sequence[Accepted]) -> tuple[StoredBatch, list[DeadLetter]]:
+async def store_isolating_poison(
+    pool: asyncpg.Pool, batch: Sequence[Accepted]
+) -> tuple[StoredBatch, list[DeadLetter]]:
     """Store the batch; if it fails, bisect it so one bad event cannot fail the others."""
     attempts = LEAF_ATTEMPTS if len(batch) == 1 else 1
     for attempt in range(attempts):
@@ -180,7 +211,9 @@ async def store_isolating_poison(pool: asyncpg.Pool, batch: Sequence[Accepted]) 
     if len(batch) == 1:
         item = batch[0]
         logger.error("event %s failed %d times, dead-lettering: %r", item.event.event_id, attempts, error)
-        return StoredBatch(), [DeadLetter(item.record, Rejection(HANDLER_ERROR, f"storage failed: {error!r}"[:500]))]
+        return StoredBatch(), [
+            DeadLetter(item.record, Rejection(HANDLER_ERROR, f"storage failed: {error!r}"[:500]))
+        ]
     middle = len(batch) // 2
     stored, crashed = await store_isolating_poison(pool, batch[:middle])
     stored_right, crashed_right = await store_isolating_poison(pool, batch[middle:])
@@ -192,9 +225,14 @@ async def publish_outcome(rejected: Sequence[DeadLetter], stored: StoredBatch) -
     """Publish dead letters and dirty cells before the offsets are committed."""
     now = time.time()
     await asyncio.gather(
-        *(dead_letters.publish(d.record.value or b"", key=d.record.key, headers=dead_letter_headers(d)) for d in rejected),
         *(
-            changes.publish(UnitDaysChanged(unit_id=unit_id, days=sorted(days), changed_at=now), key=unit_id.encode())
+            dead_letters.publish(d.record.value or b"", key=d.record.key, headers=dead_letter_headers(d))
+            for d in rejected
+        ),
+        *(
+            changes.publish(
+                UnitDaysChanged(unit_id=unit_id, days=sorted(days), changed_at=now), key=unit_id.encode()
+            )
             for unit_id, days in stored.dirty.items()
         ),
     )

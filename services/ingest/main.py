@@ -14,7 +14,9 @@ def create() -> AsgiFastStream:
     """Build the ingest app from the environment."""
     settings = Settings()
     return create_app(
-        "ingest", router, settings,
+        "ingest",
+        router,
+        settings,
         context={"registry": UnitRegistry()},
         consumer_ready=lambda: bool(ASSIGNMENT.partitions),
     )
@@ -23,4 +25,10 @@ def create() -> AsgiFastStream:
 if __name__ == "__main__":
     settings = Settings()
     logging.basicConfig(level=settings.LOG_LEVEL)
-    uvicorn.run(create(), host=settings.HTTP_HOST, port=settings.HTTP_PORT, log_level=settings.LOG_LEVEL.lower(), timeout_graceful_shutdown=90)
+    uvicorn.run(
+        create(),
+        host=settings.HTTP_HOST,
+        port=settings.HTTP_PORT,
+        log_level=settings.LOG_LEVEL.lower(),
+        timeout_graceful_shutdown=90,
+    )

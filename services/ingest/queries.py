@@ -11,11 +11,24 @@ from services.ingest.cases import CaseState
 
 CASE_COLUMNS = [f.name for f in fields(CaseState)] + ["history"]
 EVENT_COLUMNS = [
-    "event_id", "topic", "event_type", "unit_id", "subject_id", "occurred_at", "payload",
-    "kafka_partition", "kafka_offset",
+    "event_id",
+    "topic",
+    "event_type",
+    "unit_id",
+    "subject_id",
+    "occurred_at",
+    "payload",
+    "kafka_partition",
+    "kafka_offset",
 ]
 DOCUMENT_COLUMNS = [
-    "document_id", "unit_id", "sent_at", "medium", "secrecy", "digitally_signed", "recipient_unit_id",
+    "document_id",
+    "unit_id",
+    "sent_at",
+    "medium",
+    "secrecy",
+    "digitally_signed",
+    "recipient_unit_id",
 ]
 
 
@@ -88,10 +101,11 @@ async def fetch_documents(
     connection: asyncpg.Connection, *, document_ids: Sequence[str]
 ) -> list[asyncpg.Record]:
     """Return the stored rows of the given documents (their unit and send time)."""
-    return await connection.fetch(
+    rows: list[asyncpg.Record] = await connection.fetch(
         "SELECT document_id, unit_id, sent_at FROM documents WHERE document_id = ANY($1::text[])",
         document_ids,
     )
+    return rows
 
 
 async def upsert_documents(connection: asyncpg.Connection, *, records: Sequence[tuple[Any, ...]]) -> None:
@@ -99,7 +113,9 @@ async def upsert_documents(connection: asyncpg.Connection, *, records: Sequence[
 
     `records` holds at most one row per document_id (ON CONFLICT cannot touch a row twice).
     """
-    columns = list(zip(*records, strict=True)) if records else [[] for _ in DOCUMENT_COLUMNS]
+    columns: list[tuple[Any, ...]] = (
+        list(zip(*records, strict=True)) if records else [() for _ in DOCUMENT_COLUMNS]
+    )
     await connection.execute(
         f"""
         INSERT INTO documents ({", ".join(DOCUMENT_COLUMNS)})

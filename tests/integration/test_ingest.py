@@ -4,6 +4,7 @@ import signal
 from typing import Any
 
 import asyncpg
+import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -28,7 +29,9 @@ def every_case_event_type(unit: str) -> tuple[str, list[dict[str, Any]]]:
     return case_id, [
         received(case_id, unit, at("2021-03-01 08:00"), due_at=at("2021-03-05 17:00"), synced=False),
         case_event("supplement_requested", case_id, unit, at("2021-03-02 09:00"), reason="thiếu giấy tờ"),
-        case_event("supplement_received", case_id, unit, at("2021-03-03 09:00"), due_at=at("2021-03-08 17:00")),
+        case_event(
+            "supplement_received", case_id, unit, at("2021-03-03 09:00"), due_at=at("2021-03-08 17:00")
+        ),
         case_event("apology_issued", case_id, unit, at("2021-03-09 09:00"), due_at=at("2021-03-10 17:00")),
         case_event("resolved", case_id, unit, at("2021-03-09 10:00"), outcome="approved"),
         case_event("returned", case_id, unit, at("2021-03-09 15:00")),
@@ -46,10 +49,19 @@ async def test_every_event_type_is_stored_with_every_field_and_reconciled(
     events += [
         received(refused_id, "c1", at("2021-03-01 08:00"), due_at=None, channel="in_person", service_level=2),
         case_event("refused", refused_id, "c1", at("2021-03-01 09:00"), reason="không đủ điều kiện"),
-        received(withdrawn_id, "c1", at("2021-03-01 08:00"), due_at=at("2021-03-02 08:00"), channel="postal", service_level=3),
+        received(
+            withdrawn_id,
+            "c1",
+            at("2021-03-01 08:00"),
+            due_at=at("2021-03-02 08:00"),
+            channel="postal",
+            service_level=3,
+        ),
         case_event("withdrawn", withdrawn_id, "c1", at("2021-03-01 10:00")),
     ]
-    document = document_sent(random_id("vb"), "c1", at("2021-03-04 10:00"), medium="both", secrecy="confidential")
+    document = document_sent(
+        random_id("vb"), "c1", at("2021-03-04 10:00"), medium="both", secrecy="confidential"
+    )
     await service_runner.start("ingest")
     # Out of order: everything but the `received` first, then the `received`.
     await send(service_runner, topics.CASE_EVENTS, events[1:])
@@ -67,9 +79,13 @@ async def test_every_event_type_is_stored_with_every_field_and_reconciled(
     assert case["unit_id"] == "c1" and case["channel"] == "online" and case["service_level"] == 4
     assert case["deadline"].isoformat() == "2021-03-08T10:00:00+00:00"
     assert case["close_type"] == "resolved" and case["timeliness"] == "late" and case["outcome"] == "approved"
-    assert list(case["overdue_at"]) != [] and case["apology_at"] is not None and case["returned_at"] is not None
+    assert (
+        list(case["overdue_at"]) != [] and case["apology_at"] is not None and case["returned_at"] is not None
+    )
     assert case["rating"] == "satisfied" and case["synced"] is True and case["paused_since"] is None
-    refused = await admin_db.fetchrow("SELECT close_type, deadline, timeliness FROM cases WHERE case_id = $1", refused_id)
+    refused = await admin_db.fetchrow(
+        "SELECT close_type, deadline, timeliness FROM cases WHERE case_id = $1", refused_id
+    )
     assert tuple(refused) == ("refused", None, None)
     doc = await admin_db.fetchrow("SELECT * FROM documents WHERE document_id = $1", document["document_id"])
     assert (doc["medium"], doc["secrecy"], doc["digitally_signed"]) == ("both", "confidential", True)
@@ -115,24 +131,30 @@ async def test_resent_and_replayed_events_change_nothing(
 
 
 async def _duplicates_seen(port: int, expected: int) -> bool:
-    import httpx
-
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-    total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("ingest_duplicate_events_total{"))
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    total = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("ingest_duplicate_events_total{")
+    )
     return total >= expected
 
 
 async def rewind_group(runner: ServiceRunner, group_id: str) -> None:
     """Commit offset 0 on every partition of the test topics for the group: a full replay."""
     consumer = AIOKafkaConsumer(
-        runner.topic_prefix + topics.CASE_EVENTS, runner.topic_prefix + topics.DOCUMENT_EVENTS,
-        bootstrap_servers=runner.kafka_bootstrap, group_id=group_id, enable_auto_commit=False,
+        runner.topic_prefix + topics.CASE_EVENTS,
+        runner.topic_prefix + topics.DOCUMENT_EVENTS,
+        bootstrap_servers=runner.kafka_bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
     )
     await consumer.start()
     try:
         while not consumer.assignment():
             await consumer.getmany(timeout_ms=200)
-        await consumer.commit({tp: 0 for tp in consumer.assignment()})
+        await consumer.commit(dict.fromkeys(consumer.assignment(), 0))
     finally:
         await consumer.stop()
 
@@ -177,9 +199,14 @@ async def test_each_bad_input_is_dead_lettered_and_the_next_good_message_is_stor
     bad += [(reason, orjson.dumps(event)) for reason, event in bad_variants(unit)]
     good = received(random_id("hs"), unit, at("2021-03-01 08:00"), due_at=None)
     await service_runner.start("ingest")
-    await produce(service_runner.kafka_bootstrap, service_runner.topic_prefix + topics.CASE_EVENTS,
-                  [(key, raw) for _, raw in bad] + [encode(good)])
-    letters = await read_topic(service_runner.kafka_bootstrap, service_runner.topic_prefix + topics.DEAD_LETTERS, expect=len(bad))
+    await produce(
+        service_runner.kafka_bootstrap,
+        service_runner.topic_prefix + topics.CASE_EVENTS,
+        [(key, raw) for _, raw in bad] + [encode(good)],
+    )
+    letters = await read_topic(
+        service_runner.kafka_bootstrap, service_runner.topic_prefix + topics.DEAD_LETTERS, expect=len(bad)
+    )
     assert len(letters) == len(bad)
     by_value = {record.value: dict(record.headers) for record in letters}
     for reason, raw in bad:
@@ -201,11 +228,15 @@ async def test_an_event_that_crashes_storage_is_dead_lettered_not_looped(
 ) -> None:
     unit = "c4"
     await load_registry(database, small_registry(unit))
-    poison = received(random_id("hs"), unit, at("2021-03-01 08:00"), due_at=None, procedure_code="NUL\u0000byte")
+    poison = received(
+        random_id("hs"), unit, at("2021-03-01 08:00"), due_at=None, procedure_code="NUL\u0000byte"
+    )
     neighbours = [received(random_id("hs"), unit, at("2021-03-01 08:00"), due_at=None) for _ in range(5)]
     await service_runner.start("ingest")
     await send(service_runner, topics.CASE_EVENTS, [*neighbours[:2], poison, *neighbours[2:]])
-    letters = await read_topic(service_runner.kafka_bootstrap, service_runner.topic_prefix + topics.DEAD_LETTERS, expect=1)
+    letters = await read_topic(
+        service_runner.kafka_bootstrap, service_runner.topic_prefix + topics.DEAD_LETTERS, expect=1
+    )
     assert [dict(r.headers)["dvc-reason"] for r in letters] == [b"handler_error"]
     await wait_until(lambda: _has_event(admin_db, neighbours[-1]["event_id"]))
     for event in neighbours:
@@ -240,11 +271,41 @@ async def test_sigkill_mid_batch_then_restart_stores_every_event_exactly_once(
     await wait_until(all_stored, timeout=120)
     await wait_until(lambda: _quiet(admin_db), timeout=30)
     assert await count(admin_db, "SELECT count(*) FROM events WHERE subject_id LIKE 'kill-%'") == total
-    assert await count(admin_db, "SELECT count(DISTINCT event_id) FROM events WHERE subject_id LIKE 'kill-%'") == total
-    assert await count(admin_db, "SELECT count(*) FROM cases WHERE case_id LIKE 'kill-%' AND jsonb_array_length(history) = 1") == total
+    assert (
+        await count(admin_db, "SELECT count(DISTINCT event_id) FROM events WHERE subject_id LIKE 'kill-%'")
+        == total
+    )
+    assert (
+        await count(
+            admin_db,
+            "SELECT count(*) FROM cases WHERE case_id LIKE 'kill-%' AND jsonb_array_length(history) = 1",
+        )
+        == total
+    )
     sample = await admin_db.fetchval("SELECT payload FROM events WHERE subject_id = 'kill-12345'")
     assert sample == events[12345]
 
 
 async def _quiet(admin_db: asyncpg.Connection) -> bool:
-    return await count(admin_db, "SELECT count(*) FROM events WHERE stored_at > now() - interval '2 seconds'") == 0
+    return (
+        await count(admin_db, "SELECT count(*) FROM events WHERE stored_at > now() - interval '2 seconds'")
+        == 0
+    )
+
+
+async def test_a_registry_change_takes_effect_without_a_restart(
+    database: MigratedDatabase, service_runner: ServiceRunner, admin_db: asyncpg.Connection
+) -> None:
+    await load_registry(database, small_registry("r1"))
+    await service_runner.start("ingest")
+    early = received(random_id("hs"), "r2", at("2021-03-01 08:00"), due_at=None)
+    await send(service_runner, topics.CASE_EVENTS, [early])
+    letters = await read_topic(
+        service_runner.kafka_bootstrap, service_runner.topic_prefix + topics.DEAD_LETTERS, expect=1
+    )
+    assert [dict(r.headers)["dvc-reason"] for r in letters] == [b"unknown_unit"]
+    await load_registry(database, small_registry("r1", "r2"))
+    late = received(random_id("hs"), "r2", at("2021-03-01 08:00"), due_at=None)
+    await send(service_runner, topics.CASE_EVENTS, [late])
+    await wait_until(lambda: _has_event(admin_db, late["event_id"]))
+    assert not await _has_event(admin_db, early["event_id"])
