@@ -162,12 +162,15 @@ async def validate_records(
     """Split a batch into accepted events and dead letters, in the contract's order of checks."""
     accepted: list[Accepted] = []
     rejected: list[DeadLetter] = []
+    refreshed = False
     for record in records:
         topic = record.topic.removeprefix(topic_prefix)
         body = decode_body(record.value)
         outcome = body if isinstance(body, Rejection) else validate_body(topic, body)
         if not isinstance(outcome, Rejection) and outcome.unit_id not in registry.unit_ids:
-            await registry.refresh(pool, max_age=1.0)  # a unit loaded a moment ago is accepted
+            if not refreshed:  # a unit loaded a moment ago is accepted; one check per batch at most
+                await registry.refresh(pool, max_age=0.0)
+                refreshed = True
             if outcome.unit_id not in registry.unit_ids:
                 outcome = Rejection(
                     "unknown_unit", f"unit_id {outcome.unit_id!r} is not in the unit registry"
