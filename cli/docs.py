@@ -16,10 +16,14 @@ app = typer.Typer(help="Tài liệu / Documentation.", no_args_is_help=True)
 
 def render_asyncapi() -> str:
     """Render the AsyncAPI document of all services as YAML."""
-    broker = KafkaBroker("kafka:9092", description="dvc-monitor: Kafka topics of the public contract and between services")
+    broker = KafkaBroker(
+        "kafka:9092", description="dvc-monitor: Kafka topics of the public contract and between services"
+    )
     for router in (ingest_router,):
         broker.include_router(router)
-    spec = AsyncAPI(broker, title="dvc-monitor", version="1.0.0", description="Event contract v1 (event-contract.md)")
+    spec = AsyncAPI(
+        broker, title="dvc-monitor", version="1.0.0", description="Event contract v1 (event-contract.md)"
+    )
     return str(spec.to_specification().to_yaml())
 
 

@@ -2,7 +2,7 @@
 
 import typer
 
-from cli import db, docs, infra, units
+from cli import db, docs, infra, metrics, simulate, units
 
 app = typer.Typer(
     help="dvc-monitor: giám sát dịch vụ công trực tuyến / online public-service monitoring.",
@@ -11,7 +11,9 @@ app = typer.Typer(
 app.add_typer(infra.app, name="infra")
 app.add_typer(db.app, name="db")
 app.add_typer(units.app, name="units")
+app.add_typer(metrics.app, name="metrics")
 app.add_typer(docs.app, name="docs")
+app.command("simulate")(simulate.simulate_command)
 
 if __name__ == "__main__":
     app()

@@ -1,19 +1,38 @@
 """Wire one process: a Kafka broker with Prometheus middleware, a database pool, health routes."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+from aiokafka import TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from faststream import ContextRepo
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from prometheus_client import REGISTRY, make_asgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest, make_asgi_app
 
 from shared.config import Settings
 from shared.db import open_pool
+
+
+class PartitionAssignment(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Track the partitions a consumer owns (readiness needs at least one)."""
+
+    def __init__(self) -> None:
+        self.partitions: set[TopicPartition] = set()
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.partitions -= set(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.partitions |= set(assigned)
 
 
 def create_broker(service_name: str, settings: Settings) -> KafkaBroker:
@@ -77,3 +96,70 @@ def create_app(
         asgi_routes=[("/metrics", make_asgi_app(REGISTRY)), ("/healthz", healthz), ("/readyz", readyz)],
         lifespan=lifespan,
     )
+
+
+BackgroundTask = Callable[[asyncpg.Pool], Coroutine[Any, Any, None]]
+
+
+def create_api_app(
+    service_name: str,
+    router: KafkaRouter,
+    api_router: APIRouter,
+    settings: Settings,
+    *,
+    title: str,
+    state: Mapping[str, Any] | None = None,
+    background: Sequence[BackgroundTask] = (),
+    consumer_ready: Callable[[], bool] = lambda: True,
+) -> FastAPI:
+    """Build a service with a JSON API (FastAPI, OpenAPI at /docs) and a Kafka broker in its lifespan."""
+    broker = create_broker(service_name, settings)
+    broker.include_router(router, prefix=settings.TOPIC_PREFIX)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_pool(settings.DATABASE_URL.get_secret_value()) as pool:
+            app.state.pool = pool
+            app.state.broker = broker
+            for key, value in (state or {}).items():
+                setattr(app.state, key, value)
+                broker.context.set_global(key, value)
+            broker.context.set_global("pool", pool)
+            broker.context.set_global("settings", settings)
+            await broker.start()
+            tasks = [asyncio.create_task(task(pool)) for task in background]
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                await broker.stop()
+
+    app = FastAPI(title=title, lifespan=lifespan)
+    app.include_router(api_router)
+
+    @app.exception_handler(RequestValidationError)
+    async def reject_bad_parameters(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=400, content={"detail": jsonable_errors(exc)})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> PlainTextResponse:
+        ready = consumer_ready() and await database_answers(getattr(request.app.state, "pool", None))
+        return PlainTextResponse("ready" if ready else "not ready", status_code=200 if ready else 503)
+
+    return app
+
+
+def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Return the validation errors as plain JSON (location and message)."""
+    return [{"loc": list(error.get("loc", ())), "msg": str(error.get("msg", ""))} for error in exc.errors()]

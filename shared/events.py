@@ -160,6 +160,17 @@ class UnitDaysChanged(BaseModel):
     changed_at: float  # unix time of the database commit, for freshness figures
 
 
+class UnitKpisComputed(BaseModel):
+    """Internal (metrics -> alerts): a unit's counts per KPI for one period, after a change."""
+
+    model_config = ConfigDict(frozen=True)
+
+    unit_id: str
+    period: str  # "month:2021-03" or "year:2021"
+    counts: dict[str, tuple[int, int]]  # kpi id -> (numerator, denominator)
+    computed_at: float  # unix time
+
+
 CASE_EVENT_TYPES: dict[str, type[CaseEvent]] = {
     "received": CaseReceived,
     "supplement_requested": SupplementRequested,
@@ -177,6 +188,7 @@ EVENT_TYPES_BY_TOPIC: dict[str, dict[str, type[CaseEvent]] | dict[str, type[Even
     topics.CASE_EVENTS: CASE_EVENT_TYPES,
     topics.DOCUMENT_EVENTS: DOCUMENT_EVENT_TYPES,
 }
+
 
 def contract_json_schema() -> dict[str, Any]:
     """JSON schema of one message of the two input topics (for the AsyncAPI document)."""

@@ -97,7 +97,7 @@ def event_record(item: Accepted) -> tuple[Any, ...]:
         event.unit_id,
         subject,
         event.occurred_at,
-        item.body,
+        {**item.body, **event.model_dump(mode="json", exclude_unset=True)},  # canonical timestamps
         item.record.partition,
         item.record.offset,
     )

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import asyncpg
-from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy, Context
 from faststream.kafka import KafkaMessage, KafkaRouter
 from prometheus_client import Counter, Histogram
@@ -18,6 +17,7 @@ from pydantic import WithJsonSchema
 from services.ingest import queries
 from services.ingest.batches import Accepted, StoredBatch, store_batch
 from shared import topics
+from shared.app import PartitionAssignment
 from shared.events import (
     REASON_CODES,
     Rejection,
@@ -55,19 +55,6 @@ for _topic in (topics.CASE_EVENTS, topics.DOCUMENT_EVENTS):
     DUPLICATES.labels(_topic)
 for _reason in (*REASON_CODES, HANDLER_ERROR):
     DEAD_LETTERED.labels(_reason)
-
-
-class PartitionAssignment(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Track the partitions this consumer owns (readiness needs at least one)."""
-
-    def __init__(self) -> None:
-        self.partitions: set[TopicPartition] = set()
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self.partitions -= set(revoked)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.partitions |= set(assigned)
 
 
 @dataclass(slots=True)
@@ -128,7 +115,7 @@ changes = router.publisher(
     title="case and document events",
 )
 async def store_events(
-    body: list[RawContractEvent],
+    body: list[RawContractEvent],  # noqa: ARG001 (records are read from msg; this types the AsyncAPI payload)
     msg: KafkaMessage,
     pool: Annotated[asyncpg.Pool, Context("pool")],
     registry: Annotated[UnitRegistry, Context("registry")],

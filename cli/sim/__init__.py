@@ -1,0 +1,17 @@
+"""`dvc simulate` machinery: a realistic, deterministic generator of contract events, and its publisher."""
+
+from cli.sim.publish import Pacer, Progress, SendStats, drain, publish
+from cli.sim.stream import SimEvent, generate_events, read_truth, record_truth, truth_line
+
+__all__ = [
+    "Pacer",
+    "Progress",
+    "SendStats",
+    "SimEvent",
+    "drain",
+    "generate_events",
+    "publish",
+    "read_truth",
+    "record_truth",
+    "truth_line",
+]

@@ -1,0 +1,78 @@
+"""Prometheus exposition of the KPI counts, read from PostgreSQL (cached) so every instance agrees."""
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import asyncpg
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from services.metrics import queries
+from services.metrics.periods import current_periods, local_today
+from shared.targets import Targets
+from shared.kpis import KPIS
+
+logger = logging.getLogger(__name__)
+REFRESH_SECONDS = 5.0
+
+
+class KpiCollector(Collector):
+    """Numerator, denominator and target per registry unit, KPI and current period (month, year)."""
+
+    def __init__(self) -> None:
+        self.families: list[GaugeMetricFamily] = []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Yield the last snapshot; the label set is bounded by the registry and the KPI list."""
+        yield from self.families
+
+    async def refresh(self, pool: asyncpg.Pool, targets: Targets) -> None:
+        """Read the current month's and year's counts of every registry unit in two queries."""
+        now = datetime.now(UTC)
+        today = local_today()
+        labels = ["unit_id", "kpi", "period"]
+        numerator = GaugeMetricFamily(
+            "dvc_kpi_numerator", "KPI numerator for the current period (local time).", labels=labels
+        )
+        denominator = GaugeMetricFamily(
+            "dvc_kpi_denominator", "KPI denominator for the current period.", labels=labels
+        )
+        target = GaugeMetricFamily(
+            "dvc_kpi_target", "KPI target in force for the unit this year.", labels=["unit_id", "kpi"]
+        )
+        info = GaugeMetricFamily(
+            "dvc_unit_info", "Registry units (value 1).", labels=["unit_id", "level", "parent_id"]
+        )
+        targets.reload_if_changed()
+        async with pool.acquire() as connection:
+            units = await queries.fetch_units(connection)
+            for period in current_periods(today):
+                rollups = await queries.fetch_unit_rollups(
+                    connection, first=period.first, last=period.last, now=now
+                )
+                for unit in units:
+                    for kpi in KPIS:
+                        n, d = rollups.get((unit["unit_id"], kpi.id), (0, 0))
+                        key = [unit["unit_id"], kpi.id, period.name.partition(":")[0]]
+                        numerator.add_metric(key, n)
+                        denominator.add_metric(key, d)
+        for unit in units:
+            info.add_metric([unit["unit_id"], unit["level"], unit["parent_id"] or ""], 1)
+            for kpi in KPIS:
+                rule = targets.for_unit(kpi.id, unit_id=unit["unit_id"], level=unit["level"], year=today.year)
+                if rule is not None:
+                    target.add_metric([unit["unit_id"], kpi.id], rule.value)
+        stamp = GaugeMetricFamily("dvc_kpi_snapshot_timestamp_seconds", "Unix time of the KPI snapshot.")
+        stamp.add_metric([], now.timestamp())
+        self.families = [numerator, denominator, target, info, stamp]
+
+    async def refresh_forever(self, pool: asyncpg.Pool, targets: Targets) -> None:
+        """Refresh the snapshot every few seconds."""
+        while True:
+            try:
+                await self.refresh(pool, targets)
+            except Exception:
+                logger.exception("KPI snapshot refresh failed; keeping the previous one")
+            await asyncio.sleep(REFRESH_SECONDS)

@@ -1,0 +1,142 @@
+"""Recompute the KPI cells that ingest marked dirty, sweep passing deadlines, publish KPI updates."""
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated
+
+import asyncpg
+from faststream import AckPolicy, Context
+from faststream.kafka import KafkaMessage, KafkaRouter
+from prometheus_client import Counter, Gauge, Histogram
+
+from services.metrics import queries
+from services.metrics.periods import parse_period
+from shared import topics
+from shared.app import PartitionAssignment
+from shared.events import UnitDaysChanged, UnitKpisComputed
+from shared.kpis import KPI_BY_ID
+
+logger = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_SECONDS = 15.0
+UPDATE_LATENCY = Histogram(
+    "metrics_update_latency_seconds",
+    "From ingest's commit of a batch to the commit of the KPI cells it changed.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CELLS_RECOMPUTED = Counter(
+    "metrics_cells_recomputed_total", "Dirty (unit, day) cells recomputed.", ["trigger"]
+)
+SWEEPS = Counter("metrics_sweeps_total", "Deadline sweeps run.")
+LAST_SWEEP = Gauge("metrics_last_sweep_timestamp_seconds", "Unix time of the last completed deadline sweep.")
+for _trigger in ("change", "deadline"):
+    CELLS_RECOMPUTED.labels(_trigger)
+
+ASSIGNMENT = PartitionAssignment()
+router = KafkaRouter()
+kpi_updates = router.publisher(
+    topics.KPI_UPDATES,
+    schema=UnitKpisComputed,
+    title="kpi updates",
+    description="A unit's counts per KPI for a period.",
+)
+
+
+@router.subscriber(
+    topics.CHANGES,
+    group_id="dvc-metrics",
+    batch=True,
+    max_records=5000,
+    batch_timeout_ms=50,
+    ack_policy=AckPolicy.MANUAL,
+    auto_offset_reset="earliest",
+    listener=ASSIGNMENT,
+    title="changes",
+)
+async def recompute_changed_cells(
+    changes: list[UnitDaysChanged], msg: KafkaMessage, pool: Annotated[asyncpg.Pool, Context("pool")]
+) -> None:
+    """Recompute every dirty cell of the batch in one transaction, then publish the units' new counts."""
+    dirty: dict[str, set[date]] = defaultdict(set)
+    for change in changes:
+        dirty[change.unit_id] |= set(change.days)
+    try:
+        await recompute_and_publish(pool, dirty, trigger="change")
+    except BaseException:
+        await msg.nack()  # never commit past a batch whose cells were not recomputed
+        raise
+    await msg.ack()
+    now = time.time()
+    for change in changes:
+        UPDATE_LATENCY.observe(max(0.0, now - change.changed_at))
+
+
+async def recompute_and_publish(pool: asyncpg.Pool, dirty: dict[str, set[date]], *, trigger: str) -> None:
+    """Recompute the given cells, then publish each touched unit's counts for the touched periods."""
+    pairs = [(unit_id, day) for unit_id, days in dirty.items() for day in days]
+    if not pairs:
+        return
+    now = datetime.now(UTC)
+    async with pool.acquire() as connection, connection.transaction():
+        await queries.recompute_cells(
+            connection, unit_ids=[u for u, _ in pairs], days=[d for _, d in pairs], now=now
+        )
+    CELLS_RECOMPUTED.labels(trigger).inc(len(pairs))
+    await publish_kpi_updates(pool, dirty, now)
+
+
+def touched_periods(days: Iterable[date]) -> set[str]:
+    """Return the months and years that contain the given days."""
+    return {f"month:{day:%Y-%m}" for day in days} | {f"year:{day.year}" for day in days}
+
+
+async def publish_kpi_updates(pool: asyncpg.Pool, dirty: dict[str, set[date]], now: datetime) -> None:
+    """Publish, per unit and touched period, the unit's counts for every KPI (one query per period)."""
+    units_by_period: dict[str, list[str]] = defaultdict(list)
+    for unit_id, days in dirty.items():
+        for name in touched_periods(days):
+            units_by_period[name].append(unit_id)
+    messages = []
+    async with pool.acquire() as connection:
+        for name, unit_ids in sorted(units_by_period.items()):
+            period = parse_period(name)
+            rollups = await queries.fetch_unit_rollups(
+                connection, first=period.first, last=period.last, now=now, unit_ids=unit_ids
+            )
+            for unit_id in unit_ids:
+                counts = {kpi: rollups.get((unit_id, kpi), (0, 0)) for kpi in KPI_BY_ID}
+                messages.append(
+                    UnitKpisComputed(unit_id=unit_id, period=name, counts=counts, computed_at=now.timestamp())
+                )
+    await asyncio.gather(*(kpi_updates.publish(m, key=m.unit_id.encode()) for m in messages))
+
+
+async def sweep_deadlines_forever(pool: asyncpg.Pool, interval: float = SWEEP_INTERVAL_SECONDS) -> None:
+    """Every `interval` seconds, mark dirty the cells of cases whose deadline has just passed."""
+    while True:
+        try:
+            await sweep_deadlines(pool)
+        except Exception:
+            logger.exception("deadline sweep failed; retrying at the next interval")
+        await asyncio.sleep(interval)
+
+
+async def sweep_deadlines(pool: asyncpg.Pool) -> int:
+    """Recompute the cells of deadlines crossed since the last sweep; return how many cells."""
+    until = datetime.now(UTC)
+    async with pool.acquire() as connection:
+        after = await queries.fetch_swept_until(connection) or until - timedelta(days=366)
+        crossed = await queries.fetch_crossed_deadlines(connection, after=after, until=until)
+    dirty: dict[str, set[date]] = defaultdict(set)
+    for unit_id, day in crossed:
+        dirty[unit_id].add(day)
+    await recompute_and_publish(pool, dirty, trigger="deadline")
+    async with pool.acquire() as connection:
+        await queries.store_swept_until(connection, until=until)
+    SWEEPS.inc()
+    LAST_SWEEP.set(until.timestamp())
+    return len(crossed)

@@ -1,0 +1,329 @@
+"""SQL of metrics: recompute dirty (unit, local day) cells from case and document state, read rollups.
+
+The cell statements take their source relations as parameters so the same SQL serves the live path
+(`cases`, `documents`) and the recomputation from the raw event store (temp tables filled by
+`case_states_from_events()` and `documents_from_events()`).
+"""
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+
+LOCAL_TZ_SQL = "'Asia/Ho_Chi_Minh'"
+LIVE_SOURCES = {"cases": "cases", "documents": "documents"}
+RECOMPUTED_SOURCES = {"cases": "recomputed_cases", "documents": "recomputed_documents"}
+
+DIRTY = f"""
+    dirty AS (
+        SELECT DISTINCT x.unit_id, x.day,
+               (x.day::timestamp AT TIME ZONE {LOCAL_TZ_SQL}) AS t0,
+               ((x.day + 1)::timestamp AT TIME ZONE {LOCAL_TZ_SQL}) AS t1,
+               $3::timestamptz AS now_at
+        FROM unnest($1::text[], $2::date[]) AS x(unit_id, day)
+    )"""
+
+DAY_CELLS = """
+    WITH {dirty}
+    SELECT d.unit_id, d.day, k.kpi, k.numerator, k.denominator
+    FROM dirty d
+    CROSS JOIN LATERAL (
+        SELECT 'on_time_rate' AS kpi,
+               count(*) FILTER (WHERE c.timeliness IN ('early', 'on_time')) AS numerator, count(*) AS denominator
+        FROM {cases} c
+        WHERE c.unit_id = d.unit_id AND c.close_type = 'resolved' AND c.timeliness IS NOT NULL
+          AND c.closed_at >= d.t0 AND c.closed_at < d.t1
+        UNION ALL
+        SELECT 'satisfaction_rate', count(*) FILTER (WHERE c.rating IN ('very_satisfied', 'satisfied')), count(*)
+        FROM {cases} c
+        WHERE c.unit_id = d.unit_id AND c.rated_at >= d.t0 AND c.rated_at < d.t1
+        UNION ALL
+        SELECT 'online_intake_rate', count(*) FILTER (WHERE c.channel = 'online'), count(*)
+        FROM {cases} c
+        WHERE c.unit_id = d.unit_id AND c.received_at >= d.t0 AND c.received_at < d.t1 AND c.service_level >= 3
+        UNION ALL
+        SELECT 'portal_sync_rate', count(*) FILTER (WHERE c.synced), count(*)
+        FROM {cases} c
+        WHERE c.unit_id = d.unit_id AND c.received_at >= d.t0 AND c.received_at < d.t1 AND c.service_level >= 3
+        UNION ALL
+        SELECT 'paperless_rate', count(*) FILTER (WHERE m.medium = 'electronic'), count(*)
+        FROM {documents} m
+        WHERE m.unit_id = d.unit_id AND m.sent_at >= d.t0 AND m.sent_at < d.t1 AND m.secrecy = 'normal'
+        UNION ALL
+        SELECT 'signed_rate', count(*) FILTER (WHERE m.digitally_signed), count(*)
+        FROM {documents} m
+        WHERE m.unit_id = d.unit_id AND m.sent_at >= d.t0 AND m.sent_at < d.t1 AND m.secrecy = 'normal'
+          AND m.medium = 'electronic'
+    ) k
+    WHERE k.denominator > 0
+"""
+
+PROCEDURE_DAYS = """
+    WITH {dirty}
+    SELECT d.unit_id, d.day, c.procedure_code, bool_or(c.service_level >= 3) AS online
+    FROM dirty d
+    JOIN {cases} c ON c.unit_id = d.unit_id AND c.received_at >= d.t0 AND c.received_at < d.t1
+    GROUP BY d.unit_id, d.day, c.procedure_code
+"""
+
+# A case counts on each local day it became overdue: past crossings, plus the running stretch's
+# crossing when it is open, not paused and its deadline has passed by `now` ($3, dirty.now_at).
+OVERDUE_DAYS = """
+    WITH {dirty}
+    SELECT DISTINCT d.unit_id, d.day, c.case_id, c.apology_at IS NOT NULL AS apologized
+    FROM dirty d
+    JOIN {cases} c ON c.unit_id = d.unit_id
+    CROSS JOIN LATERAL unnest(
+        c.overdue_at || CASE WHEN c.closed_at IS NULL AND c.paused_since IS NULL AND c.deadline < d.now_at
+                             THEN ARRAY[greatest(c.deadline, c.clock_since)] ELSE '{{}}'::timestamptz[] END
+    ) AS x(at)
+    WHERE (cardinality(c.overdue_at) > 0 OR (c.closed_at IS NULL AND c.paused_since IS NULL AND c.deadline IS NOT NULL))
+      AND x.at >= d.t0 AND x.at < d.t1
+"""
+
+CELL_TABLES = {
+    "kpi_day_cells": (DAY_CELLS, ["unit_id", "day", "kpi", "numerator", "denominator"], "unit_id, kpi, day"),
+    "procedure_days": (
+        PROCEDURE_DAYS,
+        ["unit_id", "day", "procedure_code", "online"],
+        "unit_id, day, procedure_code",
+    ),
+    "overdue_days": (OVERDUE_DAYS, ["unit_id", "day", "case_id", "apologized"], "unit_id, day, case_id"),
+}
+
+
+def cell_query(table: str, sources: dict[str, str]) -> str:
+    """Return the SELECT computing `table`'s rows for the dirty pairs ($1 units, $2 days, $3 now)."""
+    template = CELL_TABLES[table][0]
+    return template.format(dirty=DIRTY.strip(), **sources)
+
+
+async def recompute_cells(
+    connection: asyncpg.Connection, *, unit_ids: Sequence[str], days: Sequence[date], now: datetime
+) -> None:
+    """Replace the cells of the dirty (unit, day) pairs with a fresh computation (in the caller's transaction)."""
+    for table, (_, columns, key) in CELL_TABLES.items():
+        await connection.execute(
+            f"DELETE FROM {table} t USING unnest($1::text[], $2::date[]) AS x(unit_id, day) "
+            "WHERE t.unit_id = x.unit_id AND t.day = x.day",
+            unit_ids,
+            days,
+        )
+        names = ", ".join(columns)
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in key.split(", "))
+        conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        query = cell_query(table, LIVE_SOURCES)
+        await connection.execute(
+            f"INSERT INTO {table} ({names}) SELECT * FROM ({query}) computed ON CONFLICT ({key}) {conflict}",
+            unit_ids,
+            days,
+            now,
+        )
+
+
+async def fetch_crossed_deadlines(
+    connection: asyncpg.Connection, *, after: datetime, until: datetime
+) -> list[tuple[str, date]]:
+    """Return the (unit, local day) cells of open, running cases whose deadline passed in (after, until]."""
+    rows = await connection.fetch(
+        f"""
+        SELECT DISTINCT unit_id, (greatest(deadline, clock_since) AT TIME ZONE {LOCAL_TZ_SQL})::date AS day
+        FROM cases
+        WHERE closed_at IS NULL AND paused_since IS NULL AND deadline IS NOT NULL AND unit_id IS NOT NULL
+          AND deadline > $1 AND deadline <= $2
+        """,
+        after,
+        until,
+    )
+    return [(row["unit_id"], row["day"]) for row in rows]
+
+
+async def fetch_swept_until(connection: asyncpg.Connection) -> datetime | None:
+    """Return the sweeper's watermark."""
+    value: datetime | None = await connection.fetchval("SELECT swept_until FROM sweeper_state")
+    return value
+
+
+async def store_swept_until(connection: asyncpg.Connection, *, until: datetime) -> None:
+    """Advance the sweeper's watermark."""
+    await connection.execute(
+        """INSERT INTO sweeper_state (swept_until) VALUES ($1)
+           ON CONFLICT (singleton) DO UPDATE SET swept_until = greatest(sweeper_state.swept_until, EXCLUDED.swept_until)""",
+        until,
+    )
+
+
+async def fetch_units(connection: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Return the registry: units with their level rank, parents first."""
+    rows: list[asyncpg.Record] = await connection.fetch(
+        """SELECT u.unit_id, u.name, u.level, l.rank, l.name AS level_name, u.parent_id
+           FROM units u JOIN unit_levels l USING (level) ORDER BY l.rank, u.unit_id"""
+    )
+    return rows
+
+
+async def fetch_rollups(
+    connection: asyncpg.Connection, *, unit_ids: Sequence[str], first: date, last: date, now: datetime
+) -> dict[str, tuple[int, int]]:
+    """Return (numerator, denominator) per KPI over a set of units and an inclusive day range."""
+    rows = await connection.fetch(
+        """
+        SELECT kpi, sum(numerator)::bigint AS n, sum(denominator)::bigint AS d
+        FROM kpi_day_cells WHERE unit_id = ANY($1::text[]) AND day BETWEEN $2 AND $3 GROUP BY kpi
+        UNION ALL
+        SELECT 'online_offer_rate', count(DISTINCT procedure_code) FILTER (WHERE online), count(DISTINCT procedure_code)
+        FROM procedure_days WHERE unit_id = ANY($1::text[]) AND day BETWEEN $2 AND $3
+        UNION ALL
+        SELECT 'apology_coverage', count(DISTINCT case_id) FILTER (WHERE apologized), count(DISTINCT case_id)
+        FROM overdue_days WHERE unit_id = ANY($1::text[]) AND day BETWEEN $2 AND $3
+        UNION ALL
+        SELECT 'overdue_open', count(*), 0 FROM cases
+        WHERE unit_id = ANY($1::text[]) AND closed_at IS NULL AND paused_since IS NULL AND deadline < $4
+        """,
+        unit_ids,
+        first,
+        last,
+        now,
+    )
+    return {row["kpi"]: (int(row["n"]), int(row["d"])) for row in rows}
+
+
+async def fetch_unit_rollups(
+    connection: asyncpg.Connection,
+    *,
+    first: date,
+    last: date,
+    now: datetime,
+    unit_ids: Sequence[str] | None = None,
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """Return (numerator, denominator) per (unit, KPI) over an inclusive day range (all units if None)."""
+    rows = await connection.fetch(
+        """
+        SELECT unit_id, kpi, sum(numerator)::bigint AS n, sum(denominator)::bigint AS d
+        FROM kpi_day_cells WHERE day BETWEEN $1 AND $2 AND ($4::text[] IS NULL OR unit_id = ANY($4))
+        GROUP BY unit_id, kpi
+        UNION ALL
+        SELECT unit_id, 'online_offer_rate', count(DISTINCT procedure_code) FILTER (WHERE online),
+               count(DISTINCT procedure_code)
+        FROM procedure_days WHERE day BETWEEN $1 AND $2 AND ($4::text[] IS NULL OR unit_id = ANY($4))
+        GROUP BY unit_id
+        UNION ALL
+        SELECT unit_id, 'apology_coverage', count(DISTINCT case_id) FILTER (WHERE apologized), count(DISTINCT case_id)
+        FROM overdue_days WHERE day BETWEEN $1 AND $2 AND ($4::text[] IS NULL OR unit_id = ANY($4))
+        GROUP BY unit_id
+        UNION ALL
+        SELECT unit_id, 'overdue_open', count(*), 0 FROM cases
+        WHERE closed_at IS NULL AND paused_since IS NULL AND deadline < $3 AND unit_id IS NOT NULL
+          AND ($4::text[] IS NULL OR unit_id = ANY($4))
+        GROUP BY unit_id
+        """,
+        first,
+        last,
+        now,
+        list(unit_ids) if unit_ids is not None else None,
+    )
+    return {(row["unit_id"], row["kpi"]): (int(row["n"]), int(row["d"])) for row in rows}
+
+
+async def fetch_overdue_cases(
+    connection: asyncpg.Connection, *, unit_id: str, now: datetime
+) -> list[asyncpg.Record]:
+    """Return a unit's open cases past their deadline, the latest first."""
+    rows: list[asyncpg.Record] = await connection.fetch(
+        """
+        SELECT case_id, procedure_code, deadline, greatest(deadline, clock_since) AS overdue_since,
+               extract(epoch FROM $2 - deadline)::bigint AS late_seconds, apology_at IS NOT NULL AS apologized
+        FROM cases
+        WHERE unit_id = $1 AND closed_at IS NULL AND paused_since IS NULL AND deadline < $2
+        ORDER BY deadline
+        """,
+        unit_id,
+        now,
+    )
+    return rows
+
+
+async def rebuild_recomputed_sources(connection: asyncpg.Connection) -> None:
+    """Fold the raw event store into session temp tables (independently of ingest's fold)."""
+    await connection.execute(
+        """
+        DROP TABLE IF EXISTS recomputed_cases, recomputed_documents;
+        CREATE TEMP TABLE recomputed_cases AS SELECT * FROM case_states_from_events();
+        CREATE TEMP TABLE recomputed_documents AS SELECT * FROM documents_from_events();
+        CREATE INDEX ON recomputed_cases (unit_id, received_at);
+        CREATE INDEX ON recomputed_documents (unit_id, sent_at);
+        ANALYZE recomputed_cases, recomputed_documents;
+        """
+    )
+
+
+async def fetch_recomputed_cells(
+    connection: asyncpg.Connection,
+    *,
+    table: str,
+    unit_ids: Sequence[str],
+    days: Sequence[date],
+    now: datetime,
+) -> list[tuple[Any, ...]]:
+    """Compute `table`'s rows for the given pairs from the recomputed temp tables."""
+    query = cell_query(table, RECOMPUTED_SOURCES)
+    return [tuple(row) for row in await connection.fetch(query, unit_ids, days, now)]
+
+
+async def fetch_live_cells(
+    connection: asyncpg.Connection, *, table: str, first: date, last: date
+) -> list[tuple[Any, ...]]:
+    """Return the live rows of a cell table in a day range."""
+    columns = ", ".join(CELL_TABLES[table][1])
+    rows = await connection.fetch(f"SELECT {columns} FROM {table} WHERE day BETWEEN $1 AND $2", first, last)
+    return [tuple(row) for row in rows]
+
+
+async def fetch_source_pairs(
+    connection: asyncpg.Connection, *, first: date, last: date, recomputed: bool
+) -> list[tuple[str, date]]:
+    """Return every (unit, local day) that may hold a cell in the range, from the chosen sources."""
+    sources = RECOMPUTED_SOURCES if recomputed else LIVE_SOURCES
+    local = f" AT TIME ZONE {LOCAL_TZ_SQL})::date"
+    times = ["received_at", "closed_at", "rated_at"]
+    parts = [
+        f"SELECT unit_id, ({t}{local} AS day FROM {sources['cases']} WHERE {t} IS NOT NULL" for t in times
+    ]
+    parts.append(
+        f"SELECT unit_id, (unnest(overdue_at || ARRAY[greatest(deadline, clock_since)]){local} FROM {sources['cases']} WHERE deadline IS NOT NULL"
+    )
+    parts.append(f"SELECT unit_id, (sent_at{local} FROM {sources['documents']}")
+    rows = await connection.fetch(
+        f"SELECT DISTINCT unit_id, day FROM ({' UNION '.join(parts)}) p "
+        "WHERE unit_id IS NOT NULL AND day BETWEEN $1 AND $2",
+        first,
+        last,
+    )
+    return [(row["unit_id"], row["day"]) for row in rows]
+
+
+async def replace_cells_in_range(
+    connection: asyncpg.Connection, *, table: str, first: date, last: date, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Replace a cell table's rows in a day range (in the caller's transaction)."""
+    await connection.execute(f"DELETE FROM {table} WHERE day BETWEEN $1 AND $2", first, last)
+    await connection.copy_records_to_table(table, records=rows, columns=CELL_TABLES[table][1])
+
+
+async def fetch_case_state_differences(connection: asyncpg.Connection) -> list[str]:
+    """Return the ids of cases whose live state differs from the recomputed one."""
+    columns = (
+        "unit_id, received_at, procedure_code, channel, service_level, synced, deadline, clock_since, paused_since, "
+        "closed_at, close_type, outcome, timeliness, returned_at, apology_at, rating, rated_at, overdue_at"
+    )
+    rows = await connection.fetch(
+        f"""
+        SELECT coalesce(l.case_id, r.case_id) AS case_id
+        FROM (SELECT case_id, {columns} FROM cases) l
+        FULL JOIN (SELECT case_id, {columns} FROM recomputed_cases) r USING (case_id)
+        WHERE l IS DISTINCT FROM r
+        ORDER BY 1
+        """
+    )
+    return [row["case_id"] for row in rows]
