@@ -2,8 +2,9 @@
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -71,6 +72,9 @@ def simulate_command(
     ] = 5.0,
 ) -> None:
     """Mô phỏng sự kiện hồ sơ và văn bản / Simulate case-file and document events into Kafka."""
+    logging.getLogger("aiokafka").setLevel(
+        logging.ERROR
+    )  # "topic not found" while the broker auto-creates it
     units = load_registry_or_exit(registry)
     moment = start_or_exit(start, mode)
     if id_prefix is not None and len(id_prefix) > MAX_ID_PREFIX:
@@ -122,8 +126,6 @@ def start_or_exit(start: str | None, mode: Mode) -> datetime:
         parsed = datetime.fromisoformat(start)
     except ValueError as exc:
         raise typer.BadParameter(f"not an ISO date or time: {start!r}", param_hint="--start") from exc
-    if len(start) == len("2021-03-01"):
-        parsed = datetime.combine(date.fromisoformat(start), datetime.min.time())
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=ICT)
 
 

@@ -9,8 +9,8 @@ from pydantic import BaseModel
 
 from services.metrics import queries
 from services.metrics.periods import Period, Scope, current_periods, local_today, parse_period, parse_scope
-from shared.targets import Target, Targets
 from shared.kpis import KPIS
+from shared.targets import Target, Targets
 
 router = APIRouter(prefix="/api/v1")
 

@@ -11,8 +11,8 @@ from prometheus_client.registry import Collector
 
 from services.metrics import queries
 from services.metrics.periods import current_periods, local_today
-from shared.targets import Targets
 from shared.kpis import KPIS
+from shared.targets import Targets
 
 logger = logging.getLogger(__name__)
 REFRESH_SECONDS = 5.0

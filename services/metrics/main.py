@@ -10,9 +10,9 @@ from prometheus_client import REGISTRY
 from services.metrics import api
 from services.metrics.exporter import KpiCollector
 from services.metrics.handlers import ASSIGNMENT, router, sweep_deadlines_forever
-from shared.targets import Targets
 from shared.app import create_api_app
 from shared.config import Settings
+from shared.targets import Targets
 
 
 def create() -> FastAPI:
