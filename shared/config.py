@@ -41,3 +41,36 @@ class MigrationSettings(Settings):
     METRICS_DB_PASSWORD: SecretStr
     ALERTS_DB_PASSWORD: SecretStr
     READER_DB_PASSWORD: SecretStr
+
+
+class AlertsSettings(Settings):
+    """Settings of the alerts service (`services/alerts/`): channels, signing secrets and alerting knobs."""
+
+    ALERTS_SIGNING_KEY: SecretStr  # signs the acknowledgement links of messages
+    WEBHOOK_SECRET: SecretStr  # signs outgoing webhook calls (HMAC-SHA256)
+    SMTP_HOST: str = "127.0.0.1"
+    SMTP_PORT: int = 25
+    SMTP_FROM: str = "giamsat-dvc@localhost"
+    PUBLIC_URL: str = "http://127.0.0.1:8003"
+    GRAFANA_TOKEN: SecretStr | None = None  # no token: no Grafana annotations
+    ALERTS_LOOKBACK_DAYS: int = 45  # evaluate periods whose last day is at most this many days ago
+    ALERTS_EVALUATION_SECONDS: float = 60.0
+    ALERTS_CONFIRM_SECONDS: float = 600.0  # a pending breach also enters after persisting this long
+    ALERTS_RESOLVE_SECONDS: float = 1800.0  # a recovery also resolves after persisting this long
+    ALERTS_ESCALATION_SECONDS: float = 14400.0  # unacknowledged this long: the parent unit's head is told
+    ALERTS_MIN_SAMPLES: int = 20
+    ALERTS_RECOVERY_MARGIN: float = 0.005
+    ALERTS_OFFICE_HOURS: str = "07:30-11:30,13:30-17:00"  # local time, working days only (digests)
+    ALERTS_RETRY_MAX_ATTEMPTS: int = 6
+    ALERTS_RETRY_BASE_SECONDS: float = 30.0  # delay before retry n: base * 2**(n-1)
+    ALERTS_SEND_POLL_SECONDS: float = 1.0
+    ALERTS_CHANNEL_TIMEOUT_SECONDS: float = 10.0
+
+    @field_validator("ALERTS_SIGNING_KEY", "WEBHOOK_SECRET")
+    @classmethod
+    def reject_placeholder_key(cls, value: SecretStr) -> SecretStr:
+        """Refuse empty, placeholder or short signing secrets."""
+        secret = value.get_secret_value()
+        if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 16:
+            raise ValueError("a signing secret must be at least 16 characters, not a placeholder / khoá không hợp lệ")
+        return value

@@ -13,15 +13,14 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
-    PlainValidator,
     StrictBool,
     StrictInt,
     StrictStr,
     StringConstraints,
     ValidationError,
-    WithJsonSchema,
 )
 from pydantic_core import PydanticCustomError, PydanticUndefined
 
@@ -41,11 +40,7 @@ def parse_timestamp(value: Any) -> datetime:
     return parsed
 
 
-Timestamp = Annotated[
-    datetime,
-    PlainValidator(parse_timestamp),
-    WithJsonSchema({"type": "string", "format": "date-time", "description": "ISO 8601 with an offset"}),
-]
+Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
 Id64 = Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)]
 Id128 = Annotated[StrictStr, StringConstraints(min_length=1, max_length=128)]
 
@@ -273,3 +268,29 @@ def reject_first_error(exc: ValidationError) -> Rejection:
     if reason not in REASON_CODES:
         reason = "wrong_type"
     return Rejection(reason, f"{field}: {error['msg']}")
+
+
+AlertState = Literal["ok", "at_risk", "below_target", "insufficient_data"]
+
+
+class AlertStateChanged(BaseModel):
+    """Public (alerts -> anyone, `dvc.alerts.v1`, keyed by unit): a unit's KPI changed alert state in a period."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str  # "alert-event-<n>": the same change re-published carries the same id
+    unit_id: str
+    kpi: str
+    period: str  # "month:2021-03" or "year:2021"
+    previous_state: AlertState | None
+    state: AlertState
+    alert_id: int | None  # the alert opened, kept open or resolved by this change
+    numerator: int
+    denominator: int
+    ratio: float | None
+    target: float | None
+    comparator: str | None  # ">=", ">" or "<="
+    failures_allowed: int | None  # failures still allowed this period (negative: over the budget)
+    forecast_ratio: float | None  # expected period-end ratio from the pace so far
+    p_meet: float | None  # probability of meeting the target at period end
+    changed_at: float  # unix time

@@ -1,8 +1,8 @@
 """Store one batch of accepted events in one transaction and name the (unit, day) cells it touched."""
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -10,7 +10,7 @@ import asyncpg
 from aiokafka import ConsumerRecord
 
 from services.ingest import queries
-from services.ingest.cases import LOCAL_TZ, fold_case, parse_time
+from services.ingest.cases import LOCAL_TZ, CaseState, apply_events, count_days, fold_case
 from shared.events import CaseEvent, DocumentSent, Event
 
 
@@ -22,6 +22,13 @@ class Accepted:
     event: Event
     body: dict[str, Any]
     record: ConsumerRecord
+    canonical: dict[str, Any] = field(
+        default_factory=dict
+    )  # the validated fields as JSON, timestamps normalised
+
+    def __post_init__(self) -> None:
+        if not self.canonical:
+            object.__setattr__(self, "canonical", self.event.model_dump(mode="json", exclude_unset=True))
 
 
 @dataclass(slots=True)
@@ -97,7 +104,7 @@ def event_record(item: Accepted) -> tuple[Any, ...]:
         event.unit_id,
         subject,
         event.occurred_at,
-        {**item.body, **event.model_dump(mode="json", exclude_unset=True)},  # canonical timestamps
+        {**item.body, **item.canonical},  # extra fields kept, timestamps in one canonical form
         item.record.partition,
         item.record.offset,
     )
@@ -106,31 +113,48 @@ def event_record(item: Accepted) -> tuple[Any, ...]:
 async def refold_cases(
     connection: asyncpg.Connection, unique: Sequence[Accepted], new: Sequence[Accepted], result: StoredBatch
 ) -> None:
-    """Append new events to their cases' histories, refold those cases and mark their cells dirty."""
+    """Apply new events to their cases and mark dirty every (unit, day) the old or new states count on.
+
+    Events arriving in order (none earlier than the case's last event) continue from the stored state
+    and are appended to its history; a late event refolds the case from its whole history.
+    """
     case_ids = sorted({a.event.case_id for a in unique if isinstance(a.event, CaseEvent)})
     if not case_ids:
         return
-    histories = await queries.fetch_case_histories(connection, case_ids=case_ids)
-    changed: set[str] = set()
+    stored = await queries.fetch_case_states(connection, case_ids=case_ids)
+    arrivals: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    earliest: dict[str, datetime] = {}
     for item in new:
         if isinstance(item.event, CaseEvent):
-            compact = item.event.model_dump(mode="json", exclude_none=True, exclude={"source"})
-            histories.setdefault(item.event.case_id, []).append(compact)
-            changed.add(item.event.case_id)
-    states = [(fold_case(case_id, histories[case_id]), histories[case_id]) for case_id in sorted(changed)]
-    await queries.upsert_cases(connection, states=states)
+            case_id, at = item.event.case_id, item.event.occurred_at
+            arrivals[case_id].append(item.canonical)
+            earliest[case_id] = min(earliest.get(case_id, at), at)
+    late = [c for c in arrivals if c in stored and is_late(stored[c], earliest[c])]
+    histories = await queries.fetch_case_histories(connection, case_ids=late) if late else {}
+    writes = []
+    new_states: dict[str, CaseState] = {}
+    for case_id, events in arrivals.items():
+        if case_id in histories:
+            history = histories[case_id] + events
+            new_states[case_id] = fold_case(case_id, history)
+            writes.append((new_states[case_id], history, False))
+        elif case_id in stored:
+            old = stored[case_id]
+            new_states[case_id] = apply_events(replace(old, overdue_at=list(old.overdue_at)), events)
+            writes.append((new_states[case_id], events, True))
+        else:
+            new_states[case_id] = fold_case(case_id, events)
+            writes.append((new_states[case_id], events, False))
+    await queries.upsert_cases(connection, writes=writes)
     for case_id in case_ids:
-        mark_case_dirty(result, histories.get(case_id, []))
+        for state in (stored.get(case_id), new_states.get(case_id)):
+            if state is not None and state.unit_id is not None:
+                result.dirty[state.unit_id] |= count_days(state)
 
 
-def mark_case_dirty(result: StoredBatch, history: Iterable[dict[str, Any]]) -> None:
-    """Mark every (unit, day) a case's events, deadlines and rating can count on."""
-    history = list(history)
-    units = {event["unit_id"] for event in history}
-    days = {local_day(parse_time(event["occurred_at"])) for event in history}
-    days |= {local_day(parse_time(event["due_at"])) for event in history if event.get("due_at")}
-    for unit_id in units:
-        result.dirty[unit_id] |= days
+def is_late(state: CaseState, earliest_new: datetime) -> bool:
+    """Return True if a new event is earlier than the last one the stored state applied."""
+    return state.last_event_at is not None and earliest_new < state.last_event_at
 
 
 async def keep_first_documents(

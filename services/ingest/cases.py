@@ -1,7 +1,7 @@
 """Fold a case file's events, in any arrival order, into its current state (kpis.md, "Precise readings")."""
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,6 +32,7 @@ class CaseState:
     rating: str | None = None
     rated_at: datetime | None = None
     overdue_at: list[datetime] = field(default_factory=list)
+    last_event_at: datetime | None = None  # latest occurred_at applied (the fast path's precondition)
 
 
 def classify_resolution(resolved_at: datetime, deadline: datetime) -> str:
@@ -45,20 +46,39 @@ def classify_resolution(resolved_at: datetime, deadline: datetime) -> str:
 
 def fold_case(case_id: str, history: list[dict[str, Any]]) -> CaseState:
     """Apply the events (listed in arrival order) in occurred_at order; ties keep arrival order."""
-    state = CaseState(case_id)
-    ordered = sorted(history, key=lambda event: parse_time(event["occurred_at"]))
-    opened = False
-    for event in ordered:
-        at = parse_time(event["occurred_at"])
+    return apply_events(CaseState(case_id), history)
+
+
+def apply_events(state: CaseState, events: list[dict[str, Any]]) -> CaseState:
+    """Apply events (in arrival order) to a state, in occurred_at order.
+
+    Continuing from a stored state is exact when no new event is earlier than the last one applied:
+    the result then equals folding the whole history (ingest's fast path for in-order arrival).
+    """
+    timed = sorted(((parse_time(event["occurred_at"]), event) for event in events), key=lambda pair: pair[0])
+    for at, event in timed:
         kind = event["event_type"]
-        if kind == "received" and not opened:
-            opened = True
+        if kind == "received" and state.received_at is None:
             open_case(state, event, at)
         elif kind in ("apology_issued", "rated", "synced", "returned"):
             apply_annotation(state, kind, event, at)
-        elif opened and state.close_type is None:
+        elif state.received_at is not None and state.close_type is None:
             apply_transition(state, kind, event, at)
+        state.last_event_at = at if state.last_event_at is None else max(state.last_event_at, at)
     return state
+
+
+def count_days(state: CaseState) -> set[date]:
+    """Return the local days on which this state can count in any KPI cell."""
+    instants = [
+        state.received_at,
+        state.closed_at,
+        state.rated_at,
+        state.deadline,
+        state.clock_since,
+        *state.overdue_at,
+    ]
+    return {instant.astimezone(LOCAL_TZ).date() for instant in instants if instant is not None}
 
 
 def parse_time(value: str | None) -> datetime:

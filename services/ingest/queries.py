@@ -1,7 +1,7 @@
 """SQL of ingest: idempotent bulk writes of raw events, case state and documents."""
 
 from collections.abc import Iterable, Sequence
-from dataclasses import astuple, fields
+from dataclasses import fields
 from datetime import date
 from typing import Any
 
@@ -9,7 +9,8 @@ import asyncpg
 
 from services.ingest.cases import CaseState
 
-CASE_COLUMNS = [f.name for f in fields(CaseState)] + ["history"]
+STATE_FIELDS = [f.name for f in fields(CaseState)]
+CASE_COLUMNS = [*STATE_FIELDS, "history"]
 EVENT_COLUMNS = [
     "event_id",
     "topic",
@@ -65,6 +66,16 @@ async def insert_events(connection: asyncpg.Connection, *, records: Sequence[tup
     await connection.copy_records_to_table("events", records=records, columns=EVENT_COLUMNS)
 
 
+async def fetch_case_states(
+    connection: asyncpg.Connection, *, case_ids: Sequence[str]
+) -> dict[str, CaseState]:
+    """Return the stored state of each known case (without its history)."""
+    rows = await connection.fetch(
+        f"SELECT {', '.join(STATE_FIELDS)} FROM cases WHERE case_id = ANY($1::text[])", case_ids
+    )
+    return {row["case_id"]: CaseState(**{**dict(row), "overdue_at": list(row["overdue_at"])}) for row in rows}
+
+
 async def fetch_case_histories(
     connection: asyncpg.Connection, *, case_ids: Sequence[str]
 ) -> dict[str, list[dict[str, Any]]]:
@@ -76,25 +87,32 @@ async def fetch_case_histories(
 
 
 async def upsert_cases(
-    connection: asyncpg.Connection, *, states: Sequence[tuple[CaseState, list[dict[str, Any]]]]
+    connection: asyncpg.Connection, *, writes: Sequence[tuple[CaseState, list[dict[str, Any]], bool]]
 ) -> None:
-    """Replace the state of the given cases (COPY into a session temp table, then one upsert)."""
+    """Write case states: (state, history, append) where `append` adds the events to the stored history
+    and otherwise `history` replaces it. COPY into a session temp table, then two set-based upserts."""
     await connection.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS cases_incoming (LIKE cases INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        "CREATE TEMP TABLE IF NOT EXISTS cases_incoming "
+        "(LIKE cases INCLUDING DEFAULTS, append_history boolean NOT NULL) ON COMMIT DELETE ROWS"
     )
     await connection.copy_records_to_table(
         "cases_incoming",
-        records=[(*astuple(state), history) for state, history in states],
-        columns=CASE_COLUMNS,
+        records=[
+            (*(getattr(state, name) for name in STATE_FIELDS), history, append)
+            for state, history, append in writes
+        ],
+        columns=[*CASE_COLUMNS, "append_history"],
     )
-    assignments = ", ".join(f"{column} = EXCLUDED.{column}" for column in CASE_COLUMNS[1:])
-    await connection.execute(
-        f"""
-        INSERT INTO cases ({", ".join(CASE_COLUMNS)})
-        SELECT {", ".join(CASE_COLUMNS)} FROM cases_incoming
-        ON CONFLICT (case_id) DO UPDATE SET {assignments}, updated_at = now()
-        """
-    )
+    assignments = ", ".join(f"{column} = EXCLUDED.{column}" for column in STATE_FIELDS[1:])
+    for append, history in ((True, "cases.history || EXCLUDED.history"), (False, "EXCLUDED.history")):
+        await connection.execute(
+            f"""
+            INSERT INTO cases ({", ".join(CASE_COLUMNS)})
+            SELECT {", ".join(CASE_COLUMNS)} FROM cases_incoming WHERE append_history = $1
+            ON CONFLICT (case_id) DO UPDATE SET {assignments}, history = {history}, updated_at = now()
+            """,
+            append,
+        )
 
 
 async def fetch_documents(

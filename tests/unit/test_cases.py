@@ -1,10 +1,10 @@
 """Folding a case's events into its state: the precise readings of kpis.md, hand-worked."""
 
 import random
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from services.ingest.cases import LOCAL_TZ, fold_case
+from services.ingest.cases import LOCAL_TZ, apply_events, fold_case
 from tests.factories import at, case_event, received
 
 
@@ -159,3 +159,34 @@ def test_arrival_order_does_not_change_the_state() -> None:
 def test_a_case_without_its_receipt_counts_nowhere() -> None:
     state = fold_case("hs", [event("resolved", "2021-03-09 10:00", outcome="approved")])
     assert state.unit_id is None and state.close_type is None
+
+
+def random_history(rng: random.Random) -> list[dict[str, Any]]:
+    kinds = ["supplement_requested", "supplement_received", "resolved", "refused", "withdrawn",
+             "apology_issued", "rated", "synced", "returned", "received"]
+    start = datetime(2021, 3, 1, 8, 0, tzinfo=LOCAL_TZ)
+    history = [received("hs", "u1", (start + timedelta(hours=rng.randint(0, 48))).isoformat(),
+                        due_at=None if rng.random() < 0.2 else (start + timedelta(hours=rng.randint(0, 200))).isoformat())]
+    for _ in range(rng.randint(0, 8)):
+        kind = rng.choice(kinds)
+        when = (start + timedelta(hours=rng.randint(0, 300))).isoformat()
+        fields: dict[str, Any] = {"due_at": (start + timedelta(hours=rng.randint(0, 400))).isoformat()}
+        if kind == "resolved":
+            fields = {"outcome": "approved"}
+        elif kind == "rated":
+            fields = {"rating": rng.choice(["satisfied", "dissatisfied"])}
+        elif kind == "received":
+            history.append(received("hs", "u2", when, due_at=None))
+            continue
+        history.append(case_event(kind, "hs", "u1", when, **fields))
+    rng.shuffle(history)
+    return history
+
+
+def test_continuing_from_a_stored_state_equals_a_full_fold_when_new_events_are_later() -> None:
+    rng = random.Random(11)
+    for _ in range(500):
+        history = sorted(random_history(rng), key=lambda e: e["occurred_at"])
+        cut = rng.randint(0, len(history))
+        expected = fold_case("hs", history)
+        assert apply_events(fold_case("hs", history[:cut]), history[cut:]) == expected

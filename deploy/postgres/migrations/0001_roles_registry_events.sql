@@ -105,7 +105,8 @@ CREATE TABLE cases (
     rating          text,
     rated_at        timestamptz,
     overdue_at      timestamptz[] NOT NULL DEFAULT '{}', -- past instants it became overdue
-    history         jsonb NOT NULL,       -- compact copy of its events, refolded on each change
+    last_event_at   timestamptz,          -- latest occurred_at applied
+    history         jsonb NOT NULL,       -- its events (validated fields), refolded when one arrives late
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX cases_received_idx ON cases (unit_id, received_at);

@@ -1,0 +1,194 @@
+"""Shared set-up of the benchmarks: a scratch database, generated events in Kafka, the raw baselines."""
+
+import asyncio
+import itertools
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+from cli.db import SERVICE_ROLES, migrate
+from cli.sim.publish import publish
+from cli.sim.stream import SimEvent, generate_events
+from cli.units import read_registry, store_registry
+from services.ingest.batches import Accepted, event_record
+from shared import topics
+from shared.config import MigrationSettings
+from shared.db import init_connection
+from shared.events import Event, decode_body, validate_body
+
+REPO = Path(__file__).resolve().parent.parent
+REGISTRY_FILE = REPO / "deploy" / "units" / "ha-tinh-2021.yaml"
+
+
+def infra_env() -> dict[str, str]:
+    """Return the infrastructure's addresses and secrets (scripts/infra.sh writes them)."""
+    data = Path(os.environ.get("DVC_DATA_DIR", REPO / ".data"))
+    values: dict[str, str] = {}
+    for name in ("infra.env", "secrets.env"):
+        for line in (data / name).read_text().splitlines():
+            if "=" in line and not line.startswith("#"):
+                key, value = line.split("=", 1)
+                values[key] = value
+    return {**values, **{k: v for k, v in os.environ.items() if k.startswith("DVC_")}}
+
+
+@dataclass
+class Scratch:
+    """A scratch database and topic prefix for one benchmark run."""
+
+    env: dict[str, str]
+    database: str
+    prefix: str
+
+    @property
+    def admin_dsn(self) -> str:
+        return self.env["DVC_ADMIN_DATABASE_URL"].rsplit("/", 1)[0] + "/" + self.database
+
+    def role_dsn(self, role: str) -> str:
+        password = self.env[f"DVC_{SERVICE_ROLES[role]}"]
+        return f"postgresql://{role}:{password}@{self.admin_dsn.rsplit('@', 1)[1]}"
+
+
+async def create_scratch(env: dict[str, str]) -> Scratch:
+    """Create and migrate a scratch database; load Hà Tĩnh's 2021 registry."""
+    scratch = Scratch(env, f"dvc_bench_{secrets.token_hex(4)}", f"bench{secrets.token_hex(4)}.")
+    connection = await asyncpg.connect(env["DVC_ADMIN_DATABASE_URL"])
+    await connection.execute(f'CREATE DATABASE "{scratch.database}"')
+    await connection.close()
+    passwords = {field: env[f"DVC_{field}"] for field in SERVICE_ROLES.values()}
+    await migrate(MigrationSettings(DATABASE_URL=scratch.admin_dsn, **passwords))  # type: ignore[arg-type]
+    connection = await asyncpg.connect(scratch.admin_dsn)
+    await store_registry(connection, read_registry(REGISTRY_FILE))
+    await connection.close()
+    return scratch
+
+
+async def drop_scratch(scratch: Scratch) -> None:
+    """Drop the scratch database."""
+    connection = await asyncpg.connect(scratch.env["DVC_ADMIN_DATABASE_URL"])
+    await connection.execute(f'DROP DATABASE IF EXISTS "{scratch.database}" WITH (FORCE)')
+    await connection.close()
+
+
+def bench_events(count: int, *, seed: int = 1) -> list[SimEvent]:
+    """Generate `count` good contract events (simulated Hà Tĩnh at real volume from 2021-03-01)."""
+    registry = read_registry(REGISTRY_FILE)
+    stream = generate_events(registry, start=date(2021, 3, 1), days=400, seed=seed)
+    return list(itertools.islice(stream, count))
+
+
+async def publish_events(scratch: Scratch, events: list[SimEvent]) -> float:
+    """Publish the events to the scratch topics; return messages per second."""
+    stats = await publish(events, bootstrap=scratch.env["DVC_KAFKA_BOOTSTRAP_SERVERS"], topic_prefix=scratch.prefix)
+    return stats.sent / stats.seconds
+
+
+async def consume_only(scratch: Scratch, expected: int) -> float:
+    """Raw baseline 1: aiokafka consume-only (no parsing); return messages per second."""
+    consumer = AIOKafkaConsumer(
+        scratch.prefix + topics.CASE_EVENTS,
+        scratch.prefix + topics.DOCUMENT_EVENTS,
+        bootstrap_servers=scratch.env["DVC_KAFKA_BOOTSTRAP_SERVERS"],
+        group_id=f"bench-raw-{secrets.token_hex(3)}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    await consumer.start()
+    seen, started = 0, 0.0
+    try:
+        while seen < expected:
+            batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            if batches and not started:
+                started = time.perf_counter()
+            seen += sum(len(records) for records in batches.values())
+        elapsed = time.perf_counter() - started
+    finally:
+        await consumer.stop()
+    return expected / elapsed
+
+
+def rows_for_copy(events: list[SimEvent]) -> list[tuple[object, ...]]:
+    """Build the `events` rows of the generated messages (the same rows ingest stores)."""
+    rows = []
+    for position, event in enumerate(events):
+        body = decode_body(event.value)
+        assert isinstance(body, dict)
+        parsed = validate_body(event.topic, body)
+        assert isinstance(parsed, Event)
+        record = _Record(event.topic, 0, position, event.key, event.value)
+        rows.append(event_record(Accepted(event.topic, parsed, body, record)))  # type: ignore[arg-type]
+    return rows
+
+
+@dataclass
+class _Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes
+
+
+async def copy_only(scratch: Scratch, rows: list[tuple[object, ...]], chunk: int = 10_000) -> float:
+    """Raw baseline 2: asyncpg binary COPY of the same rows into a plain table; return rows per second."""
+    connection = await asyncpg.connect(scratch.admin_dsn)
+    await init_connection(connection)
+    try:
+        await connection.execute("CREATE TABLE bench_copy (LIKE events INCLUDING DEFAULTS)")
+        columns = ["event_id", "topic", "event_type", "unit_id", "subject_id", "occurred_at", "payload", "kafka_partition", "kafka_offset"]
+        started = time.perf_counter()
+        for first in range(0, len(rows), chunk):
+            await connection.copy_records_to_table("bench_copy", records=rows[first : first + chunk], columns=columns)
+        return len(rows) / (time.perf_counter() - started)
+    finally:
+        await connection.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_service(scratch: Scratch, service: str, log: Path, **extra: str) -> tuple[subprocess.Popen[bytes], int]:
+    """Start a service as a subprocess against the scratch database and topics."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DVC_")}
+    env.update(
+        DVC_DATABASE_URL=scratch.role_dsn(f"dvc_{service}"),
+        DVC_KAFKA_BOOTSTRAP_SERVERS=scratch.env["DVC_KAFKA_BOOTSTRAP_SERVERS"],
+        DVC_TOPIC_PREFIX=scratch.prefix,
+        DVC_HTTP_PORT=str(port),
+        DVC_LOG_LEVEL="WARNING",
+        **extra,
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"services.{service}.main"], cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+    return process, port
+
+
+async def wait_ready(port: int, timeout: float = 120.0) -> None:
+    """Wait until a service answers /readyz."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise TimeoutError(f"service on port {port} not ready")

@@ -1,0 +1,89 @@
+"""Benchmark: 1,000,000 contract events already in Kafka -> ingest -> PostgreSQL, next to two raw baselines.
+
+Run with the infrastructure up (scripts/infra.sh up): `python -m bench.ingest [--events N]`.
+Prints events/s for ingest, aiokafka consume-only and asyncpg COPY of the same rows, and the ratios.
+"""
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+
+from bench.common import (
+    bench_events,
+    consume_only,
+    copy_only,
+    create_scratch,
+    drop_scratch,
+    infra_env,
+    publish_events,
+    rows_for_copy,
+    start_service,
+    wait_ready,
+)
+
+
+async def stored_count(connection: asyncpg.Connection) -> int:
+    return int(await connection.fetchval("SELECT count(*) FROM event_ids"))
+
+
+async def run(count: int, keep: bool) -> None:
+    env = infra_env()
+    scratch = await create_scratch(env)
+    print(f"database {scratch.database}, topics {scratch.prefix}*")
+    try:
+        started = time.perf_counter()
+        events = bench_events(count)
+        print(f"generated {len(events):,} events in {time.perf_counter() - started:.1f} s")
+        print(f"published at {await publish_events(scratch, events):,.0f} msg/s")
+
+        consume_rate = await consume_only(scratch, len(events))
+        print(f"raw baseline, aiokafka consume-only: {consume_rate:,.0f} events/s")
+        rows = rows_for_copy(events)
+        copy_rate = await copy_only(scratch, rows)
+        print(f"raw baseline, asyncpg COPY of the same rows: {copy_rate:,.0f} rows/s")
+
+        log = Path(tempfile.mkdtemp()) / "ingest.log"
+        process, port = start_service(scratch, "ingest", log)
+        connection = await asyncpg.connect(scratch.admin_dsn)
+        try:
+            await wait_ready(port)
+            first_seen = None
+            while (stored := await stored_count(connection)) < len(events):
+                if stored and first_seen is None:
+                    first_seen = time.perf_counter()
+                if process.poll() is not None:
+                    raise RuntimeError(f"ingest exited; see {log}")
+                await asyncio.sleep(0.1)
+            assert first_seen is not None
+            ingest_rate = len(events) / (time.perf_counter() - first_seen)
+        finally:
+            await connection.close()
+            process.terminate()
+            process.wait(60)
+        slower = min(consume_rate, copy_rate)
+        print(f"ingest into PostgreSQL: {ingest_rate:,.0f} events/s")
+        print(
+            f"ratios: ingest/consume-only = {ingest_rate / consume_rate:.1%}, ingest/COPY = {ingest_rate / copy_rate:.1%}, "
+            f"ingest/slower baseline = {ingest_rate / slower:.1%}"
+        )
+        print(f"targets: >= 20,000 events/s {'MET' if ingest_rate >= 20_000 else 'MISSED'}; "
+              f">= 50% of slower baseline {'MET' if ingest_rate >= slower / 2 else 'MISSED'}")
+    finally:
+        if not keep:
+            await drop_scratch(scratch)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    args = parser.parse_args()
+    asyncio.run(run(args.events, args.keep))
+
+
+if __name__ == "__main__":
+    main()
