@@ -30,7 +30,7 @@ async def stored_count(connection: asyncpg.Connection) -> int:
     return int(await connection.fetchval("SELECT count(*) FROM event_ids"))
 
 
-async def run(count: int, keep: bool) -> None:
+async def run(count: int, keep: bool, instances: int) -> None:
     env = infra_env()
     scratch = await create_scratch(env)
     print(f"database {scratch.database}, topics {scratch.prefix}*")
@@ -46,26 +46,28 @@ async def run(count: int, keep: bool) -> None:
         copy_rate = await copy_only(scratch, rows)
         print(f"raw baseline, asyncpg COPY of the same rows: {copy_rate:,.0f} rows/s")
 
-        log = Path(tempfile.mkdtemp()) / "ingest.log"
-        process, port = start_service(scratch, "ingest", log)
+        logs = Path(tempfile.mkdtemp())
+        started_services = [start_service(scratch, "ingest", logs / f"ingest-{i}.log") for i in range(instances)]
         connection = await asyncpg.connect(scratch.admin_dsn)
         try:
-            await wait_ready(port)
+            for _, port in started_services:
+                await wait_ready(port)
             first_seen = None
             while (stored := await stored_count(connection)) < len(events):
                 if stored and first_seen is None:
                     first_seen = time.perf_counter()
-                if process.poll() is not None:
-                    raise RuntimeError(f"ingest exited; see {log}")
+                if any(process.poll() is not None for process, _ in started_services):
+                    raise RuntimeError(f"an ingest instance exited; see {logs}")
                 await asyncio.sleep(0.1)
             assert first_seen is not None
             ingest_rate = len(events) / (time.perf_counter() - first_seen)
         finally:
             await connection.close()
-            process.terminate()
-            process.wait(60)
+            for process, _ in started_services:
+                process.terminate()
+                process.wait(60)
         slower = min(consume_rate, copy_rate)
-        print(f"ingest into PostgreSQL: {ingest_rate:,.0f} events/s")
+        print(f"ingest into PostgreSQL ({instances} instance(s) in one consumer group): {ingest_rate:,.0f} events/s")
         print(
             f"ratios: ingest/consume-only = {ingest_rate / consume_rate:.1%}, ingest/COPY = {ingest_rate / copy_rate:.1%}, "
             f"ingest/slower baseline = {ingest_rate / slower:.1%}"
@@ -81,8 +83,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--instances", type=int, default=1, help="ingest processes in the consumer group")
     args = parser.parse_args()
-    asyncio.run(run(args.events, args.keep))
+    asyncio.run(run(args.events, args.keep, args.instances))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ declaration order (common fields, subject id, the type's own fields); `unknown_u
 the consumer against the registry, last.
 """
 
+import zlib
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -145,14 +146,25 @@ class DocumentSent(Event):
     recipient_unit_id: Id64 | None = None
 
 
-class UnitDaysChanged(BaseModel):
-    """Internal (ingest -> metrics): local days of a unit whose KPI cells a stored batch may have changed."""
+class CellsChanged(BaseModel):
+    """Internal (ingest -> metrics): per unit, the local days whose KPI cells a stored batch may have changed.
+
+    Keyed by a bucket of the unit id (`cells_key`): one message per bucket and batch instead of one
+    per unit, and a unit's changes always land on the same partition.
+    """
 
     model_config = ConfigDict(frozen=True)
 
-    unit_id: str
-    days: list[date]
+    cells: dict[str, list[date]]
     changed_at: float  # unix time of the database commit, for freshness figures
+
+
+CHANGE_BUCKETS = 16
+
+
+def cells_key(unit_id: str) -> bytes:
+    """Return the Kafka key of a unit's changes: a stable bucket of its id."""
+    return f"cells-{zlib.crc32(unit_id.encode()) % CHANGE_BUCKETS}".encode()
 
 
 class UnitKpisComputed(BaseModel):

@@ -2,7 +2,8 @@
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from copy import copy
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -140,7 +141,9 @@ async def refold_cases(
             writes.append((new_states[case_id], history, False))
         elif case_id in stored:
             old = stored[case_id]
-            new_states[case_id] = apply_events(replace(old, overdue_at=list(old.overdue_at)), events)
+            continued = copy(old)
+            continued.overdue_at = list(old.overdue_at)
+            new_states[case_id] = apply_events(continued, events)
             writes.append((new_states[case_id], events, True))
         else:
             new_states[case_id] = fold_case(case_id, events)

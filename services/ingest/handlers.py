@@ -3,8 +3,10 @@
 import asyncio
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Annotated, Any
 
 import asyncpg
@@ -20,8 +22,9 @@ from shared import topics
 from shared.app import PartitionAssignment
 from shared.events import (
     REASON_CODES,
+    CellsChanged,
     Rejection,
-    UnitDaysChanged,
+    cells_key,
     contract_json_schema,
     decode_body,
     validate_body,
@@ -95,7 +98,7 @@ dead_letters = router.publisher(
 )
 changes = router.publisher(
     topics.CHANGES,
-    schema=UnitDaysChanged,
+    schema=CellsChanged,
     title="changes",
     description="The (unit, local days) whose KPI cells a stored batch may have changed.",
 )
@@ -219,15 +222,18 @@ async def publish_outcome(rejected: Sequence[DeadLetter], stored: StoredBatch) -
             dead_letters.publish(d.record.value or b"", key=d.record.key, headers=dead_letter_headers(d))
             for d in rejected
         ),
-        *(
-            changes.publish(
-                UnitDaysChanged(unit_id=unit_id, days=sorted(days), changed_at=now), key=unit_id.encode()
-            )
-            for unit_id, days in stored.dirty.items()
-        ),
+        *(changes.publish(message, key=key) for key, message in bucket_changes(stored, now).items()),
     )
     for dead in rejected:
         DEAD_LETTERED.labels(dead.rejection.reason).inc()
+
+
+def bucket_changes(stored: StoredBatch, now: float) -> dict[bytes, CellsChanged]:
+    """Group the dirty cells by key bucket: one message per bucket."""
+    buckets: dict[bytes, dict[str, list[date]]] = defaultdict(dict)
+    for unit_id, days in stored.dirty.items():
+        buckets[cells_key(unit_id)][unit_id] = sorted(days)
+    return {key: CellsChanged(cells=cells, changed_at=now) for key, cells in buckets.items()}
 
 
 def dead_letter_headers(dead: DeadLetter) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from datetime import date
+from operator import attrgetter
 from typing import Any
 
 import asyncpg
@@ -10,6 +11,7 @@ import asyncpg
 from services.ingest.cases import CaseState
 
 STATE_FIELDS = [f.name for f in fields(CaseState)]
+state_values = attrgetter(*STATE_FIELDS)
 CASE_COLUMNS = [*STATE_FIELDS, "history"]
 EVENT_COLUMNS = [
     "event_id",
@@ -73,7 +75,12 @@ async def fetch_case_states(
     rows = await connection.fetch(
         f"SELECT {', '.join(STATE_FIELDS)} FROM cases WHERE case_id = ANY($1::text[])", case_ids
     )
-    return {row["case_id"]: CaseState(**{**dict(row), "overdue_at": list(row["overdue_at"])}) for row in rows}
+    states = {}
+    for row in rows:
+        state = CaseState(*row)
+        state.overdue_at = list(state.overdue_at)
+        states[state.case_id] = state
+    return states
 
 
 async def fetch_case_histories(
@@ -97,10 +104,7 @@ async def upsert_cases(
     )
     await connection.copy_records_to_table(
         "cases_incoming",
-        records=[
-            (*(getattr(state, name) for name in STATE_FIELDS), history, append)
-            for state, history, append in writes
-        ],
+        records=[(*state_values(state), history, append) for state, history, append in writes],
         columns=[*CASE_COLUMNS, "append_history"],
     )
     assignments = ", ".join(f"{column} = EXCLUDED.{column}" for column in STATE_FIELDS[1:])

@@ -17,7 +17,7 @@ from services.metrics import queries
 from services.metrics.periods import parse_period
 from shared import topics
 from shared.app import PartitionAssignment
-from shared.events import UnitDaysChanged, UnitKpisComputed
+from shared.events import CellsChanged, UnitKpisComputed
 from shared.kpis import KPI_BY_ID
 
 logger = logging.getLogger(__name__)
@@ -58,12 +58,13 @@ kpi_updates = router.publisher(
     title="changes",
 )
 async def recompute_changed_cells(
-    changes: list[UnitDaysChanged], msg: KafkaMessage, pool: Annotated[asyncpg.Pool, Context("pool")]
+    changes: list[CellsChanged], msg: KafkaMessage, pool: Annotated[asyncpg.Pool, Context("pool")]
 ) -> None:
     """Recompute every dirty cell of the batch in one transaction, then publish the units' new counts."""
     dirty: dict[str, set[date]] = defaultdict(set)
     for change in changes:
-        dirty[change.unit_id] |= set(change.days)
+        for unit_id, days in change.cells.items():
+            dirty[unit_id] |= set(days)
     try:
         await recompute_and_publish(pool, dirty, trigger="change")
     except BaseException:

@@ -62,8 +62,9 @@ CREATE TABLE events (
     stored_at       timestamptz NOT NULL DEFAULT now()
 ) PARTITION BY RANGE (occurred_at);
 
+-- The recompute path folds each subject's events in (occurred_at, arrival) order. The live path
+-- never reads this table (cases keep their own history), so no other index slows the writes.
 CREATE INDEX events_subject_idx ON events (subject_id, occurred_at, arrival);
-CREATE INDEX events_unit_time_idx ON events (unit_id, occurred_at);
 
 -- Creates the month partition holding `month_start` (a date); SECURITY DEFINER so that
 -- ingest needs no CREATE privilege on the schema.
@@ -114,7 +115,6 @@ CREATE INDEX cases_closed_idx ON cases (unit_id, closed_at) WHERE close_type = '
 CREATE INDEX cases_rated_idx ON cases (unit_id, rated_at) WHERE rated_at IS NOT NULL;
 CREATE INDEX cases_open_deadline_idx ON cases (deadline)
     WHERE closed_at IS NULL AND paused_since IS NULL AND deadline IS NOT NULL AND unit_id IS NOT NULL;
-CREATE INDEX cases_overdue_idx ON cases (unit_id) WHERE cardinality(overdue_at) > 0;
 
 -- Documents: one row per document, from its first `sent` event.
 CREATE TABLE documents (
