@@ -89,7 +89,9 @@ def bench_events(count: int, *, seed: int = 1) -> list[SimEvent]:
 
 async def publish_events(scratch: Scratch, events: list[SimEvent]) -> float:
     """Publish the events to the scratch topics; return messages per second."""
-    stats = await publish(events, bootstrap=scratch.env["DVC_KAFKA_BOOTSTRAP_SERVERS"], topic_prefix=scratch.prefix)
+    stats = await publish(
+        events, bootstrap=scratch.env["DVC_KAFKA_BOOTSTRAP_SERVERS"], topic_prefix=scratch.prefix
+    )
     return stats.sent / stats.seconds
 
 
@@ -147,10 +149,22 @@ async def copy_only(scratch: Scratch, rows: list[tuple[object, ...]], chunk: int
     await init_connection(connection)
     try:
         await connection.execute("CREATE TABLE bench_copy (LIKE events INCLUDING DEFAULTS)")
-        columns = ["event_id", "topic", "event_type", "unit_id", "subject_id", "occurred_at", "payload", "kafka_partition", "kafka_offset"]
+        columns = [
+            "event_id",
+            "topic",
+            "event_type",
+            "unit_id",
+            "subject_id",
+            "occurred_at",
+            "payload",
+            "kafka_partition",
+            "kafka_offset",
+        ]
         started = time.perf_counter()
         for first in range(0, len(rows), chunk):
-            await connection.copy_records_to_table("bench_copy", records=rows[first : first + chunk], columns=columns)
+            await connection.copy_records_to_table(
+                "bench_copy", records=rows[first : first + chunk], columns=columns
+            )
         return len(rows) / (time.perf_counter() - started)
     finally:
         await connection.close()
@@ -162,7 +176,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_service(scratch: Scratch, service: str, log: Path, **extra: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_service(
+    scratch: Scratch, service: str, log: Path, **extra: str
+) -> tuple[subprocess.Popen[bytes], int]:
     """Start a service as a subprocess against the scratch database and topics."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DVC_")}
@@ -175,7 +191,11 @@ def start_service(scratch: Scratch, service: str, log: Path, **extra: str) -> tu
         **extra,
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", f"services.{service}.main"], cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+        [sys.executable, "-m", f"services.{service}.main"],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     return process, port
 

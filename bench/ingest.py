@@ -47,7 +47,9 @@ async def run(count: int, keep: bool, instances: int) -> None:
         print(f"raw baseline, asyncpg COPY of the same rows: {copy_rate:,.0f} rows/s")
 
         logs = Path(tempfile.mkdtemp())
-        started_services = [start_service(scratch, "ingest", logs / f"ingest-{i}.log") for i in range(instances)]
+        started_services = [
+            start_service(scratch, "ingest", logs / f"ingest-{i}.log") for i in range(instances)
+        ]
         connection = await asyncpg.connect(scratch.admin_dsn)
         try:
             for _, port in started_services:
@@ -67,13 +69,17 @@ async def run(count: int, keep: bool, instances: int) -> None:
                 process.terminate()
                 process.wait(60)
         slower = min(consume_rate, copy_rate)
-        print(f"ingest into PostgreSQL ({instances} instance(s) in one consumer group): {ingest_rate:,.0f} events/s")
+        print(
+            f"ingest into PostgreSQL ({instances} instance(s) in one consumer group): {ingest_rate:,.0f} events/s"
+        )
         print(
             f"ratios: ingest/consume-only = {ingest_rate / consume_rate:.1%}, ingest/COPY = {ingest_rate / copy_rate:.1%}, "
             f"ingest/slower baseline = {ingest_rate / slower:.1%}"
         )
-        print(f"targets: >= 20,000 events/s {'MET' if ingest_rate >= 20_000 else 'MISSED'}; "
-              f">= 50% of slower baseline {'MET' if ingest_rate >= slower / 2 else 'MISSED'}")
+        print(
+            f"targets: >= 20,000 events/s {'MET' if ingest_rate >= 20_000 else 'MISSED'}; "
+            f">= 50% of slower baseline {'MET' if ingest_rate >= slower / 2 else 'MISSED'}"
+        )
     finally:
         if not keep:
             await drop_scratch(scratch)

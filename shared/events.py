@@ -157,6 +157,9 @@ class CellsChanged(BaseModel):
 
     cells: dict[str, list[date]]
     changed_at: float  # unix time of the database commit, for freshness figures
+    first_event_at: float | None = (
+        None  # broker timestamp of the batch's oldest record (event-to-count latency)
+    )
 
 
 CHANGE_BUCKETS = 16

@@ -133,7 +133,8 @@ async def store_events(
         accepted, rejected = await validate_records(records, pool, registry, topic_prefix)
         stored, crashed = await store_until_done(pool, accepted)
         rejected += crashed
-        await publish_outcome(rejected, stored)
+        first_event_at = min(record.timestamp for record in records) / 1000 if records else None
+        await publish_outcome(rejected, stored, first_event_at)
     except BaseException:
         # Never commit past a batch that was not fully handled: rewind so it is redelivered.
         await msg.nack()
@@ -214,7 +215,9 @@ async def store_isolating_poison(
     return stored, crashed + crashed_right
 
 
-async def publish_outcome(rejected: Sequence[DeadLetter], stored: StoredBatch) -> None:
+async def publish_outcome(
+    rejected: Sequence[DeadLetter], stored: StoredBatch, first_event_at: float | None
+) -> None:
     """Publish dead letters and dirty cells before the offsets are committed."""
     now = time.time()
     await asyncio.gather(
@@ -222,18 +225,26 @@ async def publish_outcome(rejected: Sequence[DeadLetter], stored: StoredBatch) -
             dead_letters.publish(d.record.value or b"", key=d.record.key, headers=dead_letter_headers(d))
             for d in rejected
         ),
-        *(changes.publish(message, key=key) for key, message in bucket_changes(stored, now).items()),
+        *(
+            changes.publish(message, key=key)
+            for key, message in bucket_changes(stored, now, first_event_at).items()
+        ),
     )
     for dead in rejected:
         DEAD_LETTERED.labels(dead.rejection.reason).inc()
 
 
-def bucket_changes(stored: StoredBatch, now: float) -> dict[bytes, CellsChanged]:
+def bucket_changes(
+    stored: StoredBatch, now: float, first_event_at: float | None
+) -> dict[bytes, CellsChanged]:
     """Group the dirty cells by key bucket: one message per bucket."""
     buckets: dict[bytes, dict[str, list[date]]] = defaultdict(dict)
     for unit_id, days in stored.dirty.items():
         buckets[cells_key(unit_id)][unit_id] = sorted(days)
-    return {key: CellsChanged(cells=cells, changed_at=now) for key, cells in buckets.items()}
+    return {
+        key: CellsChanged(cells=cells, changed_at=now, first_event_at=first_event_at)
+        for key, cells in buckets.items()
+    }
 
 
 def dead_letter_headers(dead: DeadLetter) -> dict[str, Any]:

@@ -28,6 +28,11 @@ UPDATE_LATENCY = Histogram(
     "From ingest's commit of a batch to the commit of the KPI cells it changed.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+EVENT_TO_COUNT = Histogram(
+    "metrics_event_to_count_seconds",
+    "From the broker timestamp of the oldest event of an ingest batch to the commit of its KPI cells.",
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300),
+)
 CELLS_RECOMPUTED = Counter(
     "metrics_cells_recomputed_total", "Dirty (unit, day) cells recomputed.", ["trigger"]
 )
@@ -74,6 +79,8 @@ async def recompute_changed_cells(
     now = time.time()
     for change in changes:
         UPDATE_LATENCY.observe(max(0.0, now - change.changed_at))
+        if change.first_event_at is not None:
+            EVENT_TO_COUNT.observe(max(0.0, now - change.first_event_at))
 
 
 async def recompute_and_publish(pool: asyncpg.Pool, dirty: dict[str, set[date]], *, trigger: str) -> None:
