@@ -99,7 +99,7 @@ class Progress:
             return
         elapsed = now - (self.started if final else self.last)
         rate = (stats.sent if final else stats.sent - self.last_sent) / max(elapsed, 1e-9)
-        simulated = datetime.fromtimestamp(ts, ICT).strftime("%Y-%m-%d %H:%M")
+        simulated = datetime.fromtimestamp(ts, ICT).strftime("%Y-%m-%d %H:%M") if ts else "-"
         label = "Xong / done" if final else self.label
         print(
             f"{label}: {stats.sent:,} sự kiện / events ({stats.bad:,} lỗi / bad, {stats.duplicates:,} trùng / duplicates),"
