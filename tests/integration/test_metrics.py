@@ -10,6 +10,7 @@ import pytest
 
 from cli.metrics import audit
 from shared import topics
+from shared.kpis import KPIS
 from tests.conftest import MigratedDatabase, ServiceProcess, ServiceRunner, load_registry, produce, wait_until
 from tests.factories import at, case_event, document_sent, encode, random_id, received, small_registry
 
@@ -251,3 +252,39 @@ async def test_bad_parameters_get_400_never_500(pipeline: ServiceProcess) -> Non
         units = (await client.get("/api/v1/units")).json()
         assert {u["unit_id"] for u in units} == {"p", "p.agency", "p.district", COMMUNE, OTHER}
         assert (await client.get("/openapi.json")).json()["paths"].keys() >= {"/api/v1/kpis", "/api/v1/units"}
+
+
+async def test_prometheus_series_are_bounded_by_the_registry(
+    service_runner: ServiceRunner, pipeline: ServiceProcess
+) -> None:
+    now = datetime.now(UTC)
+    events = [
+        received(random_id("hs"), COMMUNE, now.isoformat(), due_at=None, channel="online", service_level=4),
+        received(random_id("hs"), "not-a-unit", now.isoformat(), due_at=None),
+    ]
+    await produce(
+        service_runner.kafka_bootstrap,
+        service_runner.topic_prefix + topics.CASE_EVENTS,
+        [encode(e) for e in events],
+    )
+
+    async def exported() -> list[str]:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{pipeline.port}/metrics")).text
+        return [line for line in text.splitlines() if line.startswith("dvc_kpi_numerator{")]
+
+    async def counted() -> bool:
+        return any(
+            f'unit_id="{COMMUNE}"' in line
+            and 'kpi="online_intake_rate"' in line
+            and 'period="month"' in line
+            and line.endswith(" 1.0")
+            for line in await exported()
+        )
+
+    await wait_until(counted, timeout=60, interval=1)
+    series = await exported()
+    units = {"p", "p.agency", "p.district", COMMUNE, OTHER}
+    assert len(series) == len(units) * len(KPIS) * 2  # every registry unit, every KPI, month and year
+    assert not any("not-a-unit" in line for line in series)
+    assert {line.split('unit_id="', 1)[1].split('"', 1)[0] for line in series} == units

@@ -1,0 +1,93 @@
+"""Periods and scopes of the KPI API, and targets as data (validated, most specific rule wins, reloaded)."""
+
+import os
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from services.metrics.periods import parse_period, parse_scope
+from shared.targets import TARGETS_PATH, Targets
+
+
+@pytest.mark.parametrize(
+    ("text", "first", "last"),
+    [
+        ("day:2021-03-04", date(2021, 3, 4), date(2021, 3, 4)),
+        ("month:2021-02", date(2021, 2, 1), date(2021, 2, 28)),
+        ("month:2020-02", date(2020, 2, 1), date(2020, 2, 29)),
+        ("month:2021-12", date(2021, 12, 1), date(2021, 12, 31)),
+        ("quarter:2021-Q1", date(2021, 1, 1), date(2021, 3, 31)),
+        ("quarter:2021-Q4", date(2021, 10, 1), date(2021, 12, 31)),
+        ("year:2021", date(2021, 1, 1), date(2021, 12, 31)),
+        ("ytd:2021-05-15", date(2021, 1, 1), date(2021, 5, 15)),
+    ],
+)
+def test_periods(text: str, first: date, last: date) -> None:
+    period = parse_period(text)
+    assert (period.first, period.last) == (first, last)
+
+
+@pytest.mark.parametrize(
+    "text", ["month:2021-13", "quarter:2021-Q5", "week:2021-10", "day:2021-02-30", "year:21", ""]
+)
+def test_bad_periods_are_rejected(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid period"):
+        parse_period(text)
+
+
+def test_scopes() -> None:
+    assert parse_scope("province").kind == "province"
+    assert (parse_scope("unit:ht.can-loc").kind, parse_scope("unit:ht.can-loc").value) == (
+        "unit",
+        "ht.can-loc",
+    )
+    assert parse_scope("subtree:ht").kind == "subtree" and parse_scope("level:commune").value == "commune"
+    for bad in ("country", "unit:", "unit:Bad Id", "level:", "unit:x;drop"):
+        with pytest.raises(ValueError, match="invalid scope"):
+            parse_scope(bad)
+
+
+def test_shipped_targets_follow_the_plan() -> None:
+    targets = Targets(TARGETS_PATH)
+    assert targets.for_unit("on_time_rate", unit_id="x", level="commune", year=2021) is not None
+    commune = targets.for_unit("paperless_rate", unit_id="x", level="commune", year=2021)
+    province = targets.for_unit("paperless_rate", unit_id="y", level="province", year=2021)
+    assert commune is not None and (commune.comparator, commune.value) == (">=", 0.95)
+    assert province is not None and (province.comparator, province.value) == (">=", 1.0)
+    intake = targets.for_unit("online_intake_rate", unit_id="x", level="commune", year=2021)
+    assert intake is not None and not intake.met_by(0.30) and intake.met_by(0.31)
+    assert targets.for_unit("signed_rate", unit_id="x", level="commune", year=2021) is None  # informational
+
+
+def test_most_specific_rule_wins_and_a_change_is_reloaded(tmp_path: Path) -> None:
+    path = tmp_path / "targets.yaml"
+    path.write_text(
+        "targets:\n  - {kpi: on_time_rate, min: 0.985}\n  - {kpi: on_time_rate, unit: u1, year: 2022, min: 0.99}\n"
+    )
+    targets = Targets(path)
+    assert targets.for_unit("on_time_rate", unit_id="u1", level="commune", year=2021).value == 0.985  # type: ignore[union-attr]
+    assert targets.for_unit("on_time_rate", unit_id="u1", level="commune", year=2022).value == 0.99  # type: ignore[union-attr]
+    path.write_text("targets:\n  - {kpi: on_time_rate, min: 0.97}\n")
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    targets.reload_if_changed()
+    assert targets.for_unit("on_time_rate", unit_id="u1", level="commune", year=2022).value == 0.97  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "{kpi: nope, min: 0.5}",
+        "{kpi: on_time_rate, min: 1.5}",
+        "{kpi: on_time_rate, min: 0.5, above: 0.4}",
+        "{kpi: overdue_open, min: 0.5}",
+        "{kpi: on_time_rate, max: 3}",
+        "{kpi: on_time_rate, min: 0.9, colour: red}",
+    ],
+)
+def test_invalid_targets_are_refused(tmp_path: Path, rule: str) -> None:
+    path = tmp_path / "targets.yaml"
+    path.write_text(f"targets:\n  - {rule}\n")
+    with pytest.raises(ValueError):
+        Targets(path)
