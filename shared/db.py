@@ -29,6 +29,13 @@ async def init_connection(connection: asyncpg.Connection) -> None:
 async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 5) -> AsyncIterator[asyncpg.Pool]:
     """Open a pool for the lifetime of the block."""
     async with asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=init_connection, command_timeout=60
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=init_connection,
+        command_timeout=60,
+        # Plan each statement for its arguments: a generic plan cached while a table was still small
+        # (a sequential scan) must not outlive the table's growth; planning costs little per batch.
+        server_settings={"plan_cache_mode": "force_custom_plan"},
     ) as pool:
         yield pool
