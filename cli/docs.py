@@ -4,9 +4,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
+from services.alerts.handlers import router as alerts_router
 from services.ingest.handlers import router as ingest_router
 
 ASYNCAPI_PATH = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.yaml"
@@ -19,12 +21,18 @@ def render_asyncapi() -> str:
     broker = KafkaBroker(
         "kafka:9092", description="dvc-monitor: Kafka topics of the public contract and between services"
     )
-    for router in (ingest_router,):
+    for router in (ingest_router, alerts_router):
         broker.include_router(router)
     spec = AsyncAPI(
         broker, title="dvc-monitor", version="1.0.0", description="Event contract v1 (event-contract.md)"
     )
-    return str(spec.to_specification().to_yaml())
+    # FastStream keeps publishers in a WeakSet: sort what it iterates, or the order varies between runs
+    document = spec.to_specification().to_jsonable()
+    for section in (document, document.get("components", {})):
+        for key in ("channels", "operations", "messages", "schemas"):
+            if isinstance(section.get(key), dict):
+                section[key] = dict(sorted(section[key].items()))
+    return str(yaml.dump(document, sort_keys=False))
 
 
 @app.command("asyncapi")

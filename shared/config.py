@@ -72,5 +72,7 @@ class AlertsSettings(Settings):
         """Refuse empty, placeholder or short signing secrets."""
         secret = value.get_secret_value()
         if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 16:
-            raise ValueError("a signing secret must be at least 16 characters, not a placeholder / khoá không hợp lệ")
+            raise ValueError(
+                "a signing secret must be at least 16 characters, not a placeholder / khoá không hợp lệ"
+            )
         return value

@@ -42,7 +42,9 @@ async def lock_states(connection: asyncpg.Connection, *, keys: Sequence[Key]) ->
     return rows
 
 
-async def lock_states_of_periods(connection: asyncpg.Connection, *, periods: Sequence[str]) -> list[asyncpg.Record]:
+async def lock_states_of_periods(
+    connection: asyncpg.Connection, *, periods: Sequence[str]
+) -> list[asyncpg.Record]:
     """Lock and return every stored state of the given periods (the timer's re-evaluation)."""
     rows: list[asyncpg.Record] = await connection.fetch(
         f"""SELECT {STATE_COLUMNS} FROM alert_states WHERE period = ANY($1::text[])
@@ -81,7 +83,9 @@ async def insert_alert(
     return alert_id
 
 
-async def resolve_alert(connection: asyncpg.Connection, *, alert_id: int, resolution: str, now: datetime) -> None:
+async def resolve_alert(
+    connection: asyncpg.Connection, *, alert_id: int, resolution: str, now: datetime
+) -> None:
     """Close an alert (recovered, or expired with its period)."""
     await connection.execute(
         "UPDATE alerts SET resolved_at = $2, resolution = $3 WHERE alert_id = $1 AND resolved_at IS NULL",
@@ -93,7 +97,9 @@ async def resolve_alert(connection: asyncpg.Connection, *, alert_id: int, resolu
 
 async def fetch_alert(connection: asyncpg.Connection, *, alert_id: int) -> asyncpg.Record | None:
     """Return one alert."""
-    row: asyncpg.Record | None = await connection.fetchrow("SELECT * FROM alerts WHERE alert_id = $1", alert_id)
+    row: asyncpg.Record | None = await connection.fetchrow(
+        "SELECT * FROM alerts WHERE alert_id = $1", alert_id
+    )
     return row
 
 
@@ -130,25 +136,35 @@ async def fetch_acknowledgements(connection: asyncpg.Connection, *, alert_id: in
     return rows
 
 
-async def lock_escalation_due(connection: asyncpg.Connection, *, opened_before: datetime) -> list[asyncpg.Record]:
-    """Lock and return open, unacknowledged, not yet escalated alerts opened before the given time."""
+async def lock_escalation_due(
+    connection: asyncpg.Connection, *, notified_before: datetime
+) -> list[asyncpg.Record]:
+    """Lock and return open, unacknowledged, not yet escalated alerts whose page went out (or failed
+    for good) before the given time."""
     rows: list[asyncpg.Record] = await connection.fetch(
-        """SELECT * FROM alerts
-           WHERE resolved_at IS NULL AND acknowledged_at IS NULL AND escalated_at IS NULL AND opened_at <= $1
-           ORDER BY alert_id FOR UPDATE SKIP LOCKED""",
-        opened_before,
+        """SELECT a.* FROM alerts a
+           WHERE a.resolved_at IS NULL AND a.acknowledged_at IS NULL AND a.escalated_at IS NULL
+             AND EXISTS (SELECT FROM notifications n
+                         WHERE n.alert_id = a.alert_id AND n.kind = 'firing' AND n.channel = 'email'
+                           AND n.status IN ('sent', 'failed') AND coalesce(n.sent_at, n.next_attempt_at) <= $1)
+           ORDER BY a.alert_id FOR UPDATE OF a SKIP LOCKED""",
+        notified_before,
     )
     return rows
 
 
-async def mark_escalated(connection: asyncpg.Connection, *, alert_id: int, parent_id: str, now: datetime) -> None:
+async def mark_escalated(
+    connection: asyncpg.Connection, *, alert_id: int, parent_id: str | None, now: datetime
+) -> None:
     """Stamp an alert as escalated to the parent unit."""
     await connection.execute(
         "UPDATE alerts SET escalated_at = $2, escalated_to = $3 WHERE alert_id = $1", alert_id, now, parent_id
     )
 
 
-async def lock_open_alerts_not_in(connection: asyncpg.Connection, *, periods: Sequence[str]) -> list[asyncpg.Record]:
+async def lock_open_alerts_not_in(
+    connection: asyncpg.Connection, *, periods: Sequence[str]
+) -> list[asyncpg.Record]:
     """Lock and return open alerts whose period is no longer evaluated (out of the lookback)."""
     rows: list[asyncpg.Record] = await connection.fetch(
         """SELECT * FROM alerts WHERE resolved_at IS NULL AND NOT (period = ANY($1::text[]))
@@ -195,7 +211,9 @@ async def lock_unpublished_events(connection: asyncpg.Connection, *, limit: int)
     return rows
 
 
-async def mark_events_published(connection: asyncpg.Connection, *, event_ids: Sequence[int], now: datetime) -> None:
+async def mark_events_published(
+    connection: asyncpg.Connection, *, event_ids: Sequence[int], now: datetime
+) -> None:
     """Stamp state changes as published."""
     await connection.execute(
         "UPDATE alert_events SET published_at = $2 WHERE event_id = ANY($1::bigint[])", list(event_ids), now
@@ -319,13 +337,12 @@ async def fetch_notifications(connection: asyncpg.Connection, *, alert_id: int) 
     return rows
 
 
-async def fetch_digested_units(connection: asyncpg.Connection, *, day: date) -> set[str]:
-    """Return the units whose digest of a local day is already queued."""
+async def fetch_existing_keys(connection: asyncpg.Connection, *, keys: Sequence[str]) -> set[str]:
+    """Return which of the given dedupe keys are already queued (e.g. today's digests)."""
     rows = await connection.fetch(
-        "SELECT DISTINCT unit_id FROM notifications WHERE kind = 'digest' AND dedupe_key = 'digest:' || unit_id || ':' || $1",
-        day.isoformat(),
+        "SELECT DISTINCT dedupe_key FROM notifications WHERE dedupe_key = ANY($1::text[])", list(keys)
     )
-    return {row["unit_id"] for row in rows}
+    return {row["dedupe_key"] for row in rows}
 
 
 async def fetch_overdue_open_cases(connection: asyncpg.Connection, *, now: datetime) -> list[asyncpg.Record]:
@@ -360,7 +377,9 @@ async def fetch_closed_overdue_without_apology(
     return rows
 
 
-async def fetch_zero_tolerance_breaches(connection: asyncpg.Connection, *, period: str) -> list[asyncpg.Record]:
+async def fetch_zero_tolerance_breaches(
+    connection: asyncpg.Connection, *, period: str
+) -> list[asyncpg.Record]:
     """Return the 100 %-target ratio KPIs below target in a period (listed in digests as figures)."""
     rows: list[asyncpg.Record] = await connection.fetch(
         """SELECT unit_id, kpi, figures FROM alert_states
@@ -387,7 +406,9 @@ async def insert_silence(connection: asyncpg.Connection, *, fields: dict[str, An
     return row
 
 
-async def fetch_silences(connection: asyncpg.Connection, *, active_after: datetime | None) -> list[asyncpg.Record]:
+async def fetch_silences(
+    connection: asyncpg.Connection, *, active_after: datetime | None
+) -> list[asyncpg.Record]:
     """Return silences not yet ended at `active_after` (every silence if None), newest first."""
     rows: list[asyncpg.Record] = await connection.fetch(
         """SELECT * FROM silences WHERE $1::timestamptz IS NULL OR ends_at > $1 ORDER BY silence_id DESC""",
@@ -412,7 +433,9 @@ async def fetch_holiday_overrides(connection: asyncpg.Connection) -> list[asyncp
     return rows
 
 
-async def upsert_holiday_override(connection: asyncpg.Connection, *, day: date, working: bool, note: str) -> None:
+async def upsert_holiday_override(
+    connection: asyncpg.Connection, *, day: date, working: bool, note: str
+) -> None:
     """Make a day a working day or a day off."""
     await connection.execute(
         """INSERT INTO holiday_overrides (day, working, note) VALUES ($1, $2, $3)
@@ -439,3 +462,16 @@ async def list_states(
         period,
     )
     return rows
+
+
+async def fetch_state(connection: asyncpg.Connection, *, key: Key) -> asyncpg.Record | None:
+    """Return one stored state, without locking it."""
+    row: asyncpg.Record | None = await connection.fetchrow(
+        f"SELECT {STATE_COLUMNS} FROM alert_states WHERE unit_id = $1 AND kpi = $2 AND period = $3", *key
+    )
+    return row
+
+
+async def fetch_periods(connection: asyncpg.Connection) -> list[str]:
+    """Return every period that has stored states."""
+    return [row["period"] for row in await connection.fetch("SELECT DISTINCT period FROM alert_states")]

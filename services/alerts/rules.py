@@ -29,7 +29,12 @@ two consecutive evaluations of changed counts or for `resolve_seconds` (`keep_fi
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from services.alerts.stats import expected_final_ratio, failure_budget, probability_of_meeting, wilson_interval
+from services.alerts.stats import (
+    expected_final_ratio,
+    failure_budget,
+    probability_of_meeting,
+    wilson_interval,
+)
 from shared.targets import Target
 
 OK, AT_RISK, BELOW, INSUFFICIENT = "ok", "at_risk", "below_target", "insufficient_data"
@@ -122,7 +127,9 @@ def evaluate(
         failures=bad,
         failures_allowed=budget - bad,
         forecast_ratio=expected_final_ratio(good, total, expected),
-        p_meet=probability_of_meeting(good, total, expected, target.value, target.comparator) if total else None,
+        p_meet=probability_of_meeting(good, total, expected, target.value, target.comparator)
+        if total
+        else None,
         wilson_low=low if total else None,
         wilson_high=high if total else None,
         zero_tolerance=is_zero_tolerance(target),
@@ -189,7 +196,9 @@ def clearly_recovered(figures: Figures, target: Target, policy: Policy) -> bool:
     )
 
 
-def advance(previous: Memory | None, verdict: Verdict, *, now: float, new_data: bool, policy: Policy) -> Memory:
+def advance(
+    previous: Memory | None, verdict: Verdict, *, now: float, new_data: bool, policy: Policy
+) -> Memory:
     """Return the next hysteresis memory after an evaluation (new_data: the counts changed)."""
     if verdict.figures.zero_tolerance:
         return Memory(verdict.state)
@@ -215,3 +224,30 @@ def extend_streak(previous: Memory | None, now: float, new_data: bool) -> tuple[
     if previous is None or previous.streak == 0 or previous.streak_since is None:
         return 1, now
     return previous.streak + (1 if new_data else 0), previous.streak_since
+
+
+ZERO_TOLERANCE_KPIS = ("overdue_open", "apology_coverage")  # what a digest (kpi None) is about
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """A maintenance silence: None matches every unit / KPI."""
+
+    unit_id: str | None
+    kpi: str | None
+    starts_at: float
+    ends_at: float
+
+
+def silenced_until(silences: list[Silence], *, unit_id: str, kpi: str | None, now: float) -> float | None:
+    """Return when the last active silence matching a notice ends, or None if it is not silenced."""
+    ends = [
+        silence.ends_at
+        for silence in silences
+        if silence.starts_at <= now < silence.ends_at
+        and silence.unit_id in (None, unit_id)
+        and (
+            silence.kpi is None or silence.kpi == kpi or (kpi is None and silence.kpi in ZERO_TOLERANCE_KPIS)
+        )
+    ]
+    return max(ends) if ends else None

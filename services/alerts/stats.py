@@ -69,7 +69,9 @@ def beta_binomial_cdf(k: int, m: int, a: float, b: float) -> float:
     return min(1.0, max(0.0, tail if lower else 1.0 - tail))
 
 
-def probability_of_meeting(good: int, total: int, expected_total: int, target: float, comparator: str) -> float:
+def probability_of_meeting(
+    good: int, total: int, expected_total: int, target: float, comparator: str
+) -> float:
     """Return P(the period ends meeting the target): beta-binomial predictive over the remaining events.
 
     Future failures among the `expected_total - total` remaining events follow

@@ -1,0 +1,247 @@
+"""JSON API of alerts: states and alerts, acknowledgement (API and signed link), silences.
+
+The API is for operators on a trusted network (behind the reverse proxy, like the other services'
+APIs); the only route meant for recipients is the signed acknowledgement link, which needs no login:
+its HMAC token acknowledges that one alert and nothing else.
+"""
+
+import html
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import asyncpg
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import HTMLResponse
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
+
+from services.alerts import queries
+from services.alerts.lifecycle import Engine
+from services.alerts.signing import ack_token_valid
+from shared.kpis import KPI_BY_ID
+
+router = APIRouter(prefix="/api/v1")
+StateName = Literal["ok", "at_risk", "below_target", "insufficient_data"]
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class OpenAlert(BaseModel):
+    """The open alert of a state."""
+
+    alert_id: int
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    escalated_at: datetime | None
+
+
+class AlertStateOut(BaseModel):
+    """The alert state of a unit's KPI for a period, with its figures."""
+
+    unit_id: str
+    kpi: str
+    kpi_name: str
+    period: str
+    state: StateName
+    since: datetime
+    numerator: int
+    denominator: int
+    figures: dict[str, Any]
+    evaluated_at: datetime
+    alert: OpenAlert | None
+
+
+class Acknowledgement(BaseModel):
+    """One acknowledgement of an alert."""
+
+    acknowledged_by: str
+    via: str
+    note: str
+    acknowledged_at: datetime
+
+
+class Delivery(BaseModel):
+    """One notification of an alert and its delivery result."""
+
+    notification_id: int
+    kind: str
+    channel: str
+    recipient: str
+    recipient_unit_id: str | None
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class AlertOut(BaseModel):
+    """An alert with its history: notifications and acknowledgements."""
+
+    alert_id: int
+    unit_id: str
+    kpi: str
+    period: str
+    opened_at: datetime
+    figures: dict[str, Any]
+    resolved_at: datetime | None
+    resolution: str | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    escalated_at: datetime | None
+    escalated_to: str | None
+    notifications: list[Delivery]
+    acknowledgements: list[Acknowledgement]
+
+
+class AckIn(BaseModel):
+    """Who acknowledges, and an optional note."""
+
+    by: Text
+    note: Annotated[str, Field(max_length=1000)] = ""
+
+
+class SilenceIn(BaseModel):
+    """A silence to create: no unit / KPI means every unit / KPI."""
+
+    unit_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    kpi: str | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime
+    created_by: Text
+    comment: Annotated[str, Field(max_length=1000)] = ""
+
+    @field_validator("kpi")
+    @classmethod
+    def known_kpi(cls, value: str | None) -> str | None:
+        """Accept only catalogue KPIs."""
+        if value is not None and value not in KPI_BY_ID:
+            raise ValueError(f"không có chỉ số này / unknown KPI {value!r}")
+        return value
+
+
+class SilenceOut(BaseModel):
+    """A stored silence."""
+
+    silence_id: int
+    unit_id: str | None
+    kpi: str | None
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    created_at: datetime
+
+
+def pool_of(request: Request) -> asyncpg.Pool:
+    """Return the app's database pool."""
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+def state_out(row: asyncpg.Record) -> AlertStateOut:
+    """Convert a `list_states` row."""
+    alert = OpenAlert(**{k: row[k] for k in OpenAlert.model_fields}) if row["alert_id"] is not None else None
+    fields = {k: row[k] for k in AlertStateOut.model_fields if k not in ("alert", "kpi_name")}
+    return AlertStateOut(**fields, kpi_name=KPI_BY_ID[row["kpi"]].name_vi, alert=alert)
+
+
+@router.get("/alerts", response_model=list[AlertStateOut], summary="Alert states of units' KPIs")
+async def list_alerts(
+    request: Request,
+    state: StateName | None = None,
+    unit_id: str | None = None,
+    period: Annotated[str | None, Query(description="month:YYYY-MM or year:YYYY")] = None,
+) -> list[AlertStateOut]:
+    """Every evaluated (unit, KPI, period), filtered by state, unit or period, with its open alert."""
+    async with pool_of(request).acquire() as connection:
+        rows = await queries.list_states(connection, state=state, unit_id=unit_id, period=period)
+    return [state_out(row) for row in rows]
+
+
+async def read_alert(connection: asyncpg.Connection, alert_id: int) -> AlertOut:
+    """Return an alert with its history, or raise 404."""
+    row = await queries.fetch_alert(connection, alert_id=alert_id)
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"không có cảnh báo này / unknown alert {alert_id}")
+    notifications = [
+        Delivery(**dict(r)) for r in await queries.fetch_notifications(connection, alert_id=alert_id)
+    ]
+    acks = [
+        Acknowledgement(**{k: r[k] for k in Acknowledgement.model_fields})
+        for r in await queries.fetch_acknowledgements(connection, alert_id=alert_id)
+    ]
+    return AlertOut(**dict(row), notifications=notifications, acknowledgements=acks)
+
+
+@router.get("/alerts/{alert_id}", response_model=AlertOut, summary="An alert and its history")
+async def get_alert(request: Request, alert_id: int) -> AlertOut:
+    """The alert, who was notified through which channel with which result, and its acknowledgements."""
+    async with pool_of(request).acquire() as connection:
+        return await read_alert(connection, alert_id)
+
+
+@router.post("/alerts/{alert_id}/ack", response_model=AlertOut, summary="Acknowledge an alert")
+async def acknowledge(request: Request, alert_id: int, body: AckIn) -> AlertOut:
+    """Acknowledge an alert (idempotent: the first acknowledgement stops the escalation)."""
+    async with pool_of(request).acquire() as connection, connection.transaction():
+        await queries.acknowledge_alert(
+            connection, alert_id=alert_id, by=body.by, via="api", note=body.note, now=datetime.now(UTC)
+        )
+        return await read_alert(connection, alert_id)
+
+
+@router.get(
+    "/alerts/{alert_id}/ack", response_class=HTMLResponse, summary="Acknowledge through the signed link"
+)
+async def acknowledge_by_link(
+    request: Request, alert_id: int, token: Annotated[str, Query(max_length=128)]
+) -> HTMLResponse:
+    """Acknowledge the alert whose signed link was followed; answer with a small Vietnamese page."""
+    engine: Engine = request.app.state.engine
+    if not ack_token_valid(engine.links.signing_key, alert_id, token):
+        raise HTTPException(status_code=403, detail="liên kết không hợp lệ / invalid link")
+    async with pool_of(request).acquire() as connection, connection.transaction():
+        row = await queries.acknowledge_alert(
+            connection, alert_id=alert_id, by="liên kết trong thư", via="link", note="", now=datetime.now(UTC)
+        )
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"không có cảnh báo này / unknown alert {alert_id}")
+    name = KPI_BY_ID[row["kpi"]].name_vi if row["kpi"] in KPI_BY_ID else row["kpi"]
+    text = f"Đã xác nhận cảnh báo số {alert_id}: {row['unit_id']} – {name} ({row['period']})."
+    page = f'<!DOCTYPE html><html lang="vi"><body><p>{html.escape(text)}</p></body></html>'
+    return HTMLResponse(page)
+
+
+@router.post("/silences", response_model=SilenceOut, status_code=201, summary="Create a silence")
+async def create_silence(request: Request, body: SilenceIn) -> SilenceOut:
+    """Hold back notices of a unit and/or KPI (all if omitted) between starts_at (default now) and ends_at."""
+    starts_at = body.starts_at or datetime.now(UTC)
+    if body.ends_at <= starts_at:
+        raise HTTPException(
+            status_code=400, detail="ends_at phải sau starts_at / ends_at must follow starts_at"
+        )
+    fields = {**body.model_dump(), "starts_at": starts_at}
+    async with pool_of(request).acquire() as connection:
+        row = await queries.insert_silence(connection, fields=fields)
+    return SilenceOut(**dict(row))
+
+
+@router.get("/silences", response_model=list[SilenceOut], summary="List silences")
+async def list_silences(request: Request, include_expired: bool = False) -> list[SilenceOut]:
+    """Silences not yet ended (every silence with include_expired=true), newest first."""
+    async with pool_of(request).acquire() as connection:
+        rows = await queries.fetch_silences(
+            connection, active_after=None if include_expired else datetime.now(UTC)
+        )
+    return [SilenceOut(**dict(row)) for row in rows]
+
+
+@router.delete("/silences/{silence_id}", status_code=204, summary="End a silence")
+async def delete_silence(request: Request, silence_id: int) -> Response:
+    """End a silence now (it stays in the history)."""
+    async with pool_of(request).acquire() as connection:
+        if not await queries.expire_silence(connection, silence_id=silence_id, now=datetime.now(UTC)):
+            raise HTTPException(
+                status_code=404, detail=f"không có khoảng tắt này / unknown silence {silence_id}"
+            )
+    return Response(status_code=204)

@@ -1,0 +1,50 @@
+"""Alerts service: `python -m services.alerts.main`."""
+
+import logging
+from functools import partial
+
+import uvicorn
+from fastapi import FastAPI
+
+from services.alerts import api
+from services.alerts.calendar import parse_office_hours
+from services.alerts.delivery import send_forever
+from services.alerts.handlers import ASSIGNMENT, router
+from services.alerts.lifecycle import Engine
+from services.alerts.notices import CHANNELS
+from services.alerts.tasks import tick_forever
+from shared.app import create_api_app
+from shared.config import AlertsSettings
+from shared.targets import Targets
+
+
+def create() -> FastAPI:
+    """Build the alerts app from the environment."""
+    settings = AlertsSettings()
+    parse_office_hours(settings.ALERTS_OFFICE_HOURS)  # fail at start, not at the first digest
+    engine = Engine.from_settings(settings, Targets())
+    return create_api_app(
+        "alerts",
+        router,
+        api.router,
+        settings,
+        title="dvc-monitor alerts: cảnh báo đơn vị không đạt chỉ tiêu / units below target",
+        state={"engine": engine},
+        background=[
+            partial(tick_forever, engine=engine),
+            *(partial(send_forever, engine=engine, channel=channel) for channel in CHANNELS),
+        ],
+        consumer_ready=lambda: bool(ASSIGNMENT.partitions),
+    )
+
+
+if __name__ == "__main__":
+    settings = AlertsSettings()
+    logging.basicConfig(level=settings.LOG_LEVEL)
+    uvicorn.run(
+        create(),
+        host=settings.HTTP_HOST,
+        port=settings.HTTP_PORT,
+        log_level=settings.LOG_LEVEL.lower(),
+        timeout_graceful_shutdown=90,
+    )

@@ -1,0 +1,247 @@
+"""Notification rows (pure): what each notice says, to whom, through which channel.
+
+A notice becomes one outbox row per channel: e-mail to the head's address; the head's webhook when the
+registry gives one (JSON body, see delivery.py); a Grafana annotation for alert openings and
+resolutions when a Grafana token is configured. Rows are rendered when queued, so the history keeps
+exactly what was sent.
+"""
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from services.alerts.calendar import local_now
+from services.alerts.directory import Unit
+from services.alerts.messages import (
+    DigestCase,
+    Line,
+    Message,
+    budget_lines,
+    forecast_lines,
+    percent,
+    period_label,
+    render,
+    stamp,
+    target_text,
+    value_text,
+)
+from services.alerts.signing import ack_url, dashboard_url
+from shared.kpis import KPI_BY_ID
+
+Row = dict[str, Any]
+CHANNELS = ("email", "webhook", "grafana")
+MAX_LISTED = 100  # case lines per digest section
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """Where links point and which optional channels are on."""
+
+    public_url: str
+    grafana_url: str
+    signing_key: str
+    grafana_enabled: bool
+    escalation_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRef:
+    """The alert a notice is about."""
+
+    alert_id: int
+    unit: Unit
+    kpi: str
+    period: str
+    state: str
+    figures: dict[str, Any]
+
+
+def duration_text(seconds: float) -> str:
+    """Return "45 giây", "30 phút" or "4 giờ"."""
+    if seconds < 120:
+        return f"{seconds:.0f} giây"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} phút"
+    return f"{seconds / 3600:.0f} giờ"
+
+
+def alert_message(kind: str, ref: AlertRef, *, recipient: Unit, links: Links, now: datetime) -> Message:
+    """Render a firing, escalation or resolution notice."""
+    kpi_name = KPI_BY_ID[ref.kpi].name_vi
+    label = period_label(ref.period)
+    so_far = "" if ref.figures.get("period_ended") else " (đến nay)"
+    value, target = value_text(ref.figures, ref.kpi), target_text(ref.figures, ref.kpi)
+    title = {"firing": "Cảnh báo", "resolved": "Đã khắc phục", "escalation": "Chuyển cấp"}[kind]
+    lines: list[Line] = []
+    if kind == "escalation":
+        lines.append(
+            f"Cảnh báo của {ref.unit.name} chưa được thủ trưởng đơn vị xác nhận sau "
+            f"{duration_text(links.escalation_seconds)}; thư này gửi thủ trưởng đơn vị cấp trên."
+        )
+    lines.append(f"{ref.unit.name} – {kpi_name} {label}{so_far}: {value}, chỉ tiêu {target}.")
+    if kind == "resolved":
+        lines.append(f"Chỉ số đã trở lại mức đạt; cảnh báo số {ref.alert_id} đã được đóng.")
+    else:
+        lines += budget_lines(ref.figures, ref.kpi, ref.period) + forecast_lines(ref.figures, ref.period)
+    lines.append(("Bảng theo dõi của đơn vị", dashboard_url(links.grafana_url, ref.unit.unit_id)))
+    if kind != "resolved":
+        lines.append(
+            ("Xác nhận đã nhận cảnh báo", ack_url(links.public_url, links.signing_key, ref.alert_id))
+        )
+    lines.append(f"Số liệu tính đến {stamp(now)}. Mã cảnh báo: {ref.alert_id}.")
+    subject = f"[{title}] {ref.unit.name} – {kpi_name} {label}: {value}"
+    return render(subject, f"Kính gửi {recipient.head_name} ({recipient.name}),", lines)
+
+
+def alert_payload(
+    kind: str, ref: AlertRef, message: Message, *, recipient: Unit, links: Links, now: datetime
+) -> Row:
+    """Return the webhook JSON body of an alert notice."""
+    return {
+        "version": "1",
+        "kind": kind,
+        "alert_id": ref.alert_id,
+        "unit": {"id": ref.unit.unit_id, "name": ref.unit.name},
+        "recipient_unit_id": recipient.unit_id,
+        "kpi": {"id": ref.kpi, "name": KPI_BY_ID[ref.kpi].name_vi},
+        "period": ref.period,
+        "state": ref.state,
+        "figures": ref.figures,
+        "subject": message.subject,
+        "text": message.text,
+        "links": {
+            "dashboard": dashboard_url(links.grafana_url, ref.unit.unit_id),
+            "ack": ack_url(links.public_url, links.signing_key, ref.alert_id) if kind != "resolved" else None,
+        },
+        "created_at": now.isoformat(),
+    }
+
+
+def annotation(kind: str, ref: AlertRef, message: Message, *, now: datetime) -> Row:
+    """Return the Grafana annotation (POST /api/annotations) of an alert opening or resolution."""
+    return {
+        "time": int(now.timestamp() * 1000),
+        "tags": ["dvc-monitor", f"unit:{ref.unit.unit_id}", f"kpi:{ref.kpi}", f"period:{ref.period}", kind],
+        "text": html.escape(message.subject),
+    }
+
+
+def alert_rows(kind: str, ref: AlertRef, *, recipient: Unit, links: Links, now: datetime) -> list[Row]:
+    """Return the outbox rows of an alert notice to one unit head (plus Grafana for openings)."""
+    message = alert_message(kind, ref, recipient=recipient, links=links, now=now)
+    base = {
+        "dedupe_key": f"alert:{ref.alert_id}:{kind}",
+        "alert_id": ref.alert_id,
+        "unit_id": ref.unit.unit_id,
+        "kpi": ref.kpi,
+        "kind": kind,
+        "recipient_unit_id": recipient.unit_id,
+        "subject": message.subject,
+        "body_text": message.text,
+    }
+    rows = [{**base, "channel": "email", "recipient": recipient.head_email, "body_html": message.html}]
+    if recipient.head_webhook_url:
+        payload = alert_payload(kind, ref, message, recipient=recipient, links=links, now=now)
+        rows.append(
+            {**base, "channel": "webhook", "recipient": recipient.head_webhook_url, "payload": payload}
+        )
+    if links.grafana_enabled and kind in ("firing", "resolved"):
+        rows.append(
+            {
+                **base,
+                "channel": "grafana",
+                "recipient": "grafana",
+                "payload": annotation(kind, ref, message, now=now),
+            }
+        )
+    return rows
+
+
+def digest_message(
+    unit: Unit, cases: Sequence[DigestCase], breaches: Sequence[Row], *, links: Links, now: datetime
+) -> Message:
+    """Render the daily digest of a unit's zero-tolerance offences."""
+    open_cases = [case for case in cases if case.still_open]
+    missing = [case for case in cases if not case.apologized]
+    lines: list[Line] = []
+    if open_cases:
+        lines.append(f"Hồ sơ đang quá hạn ({len(open_cases)}):")
+        lines += listed(open_cases)
+    closed = [case for case in cases if not case.still_open]
+    if closed:
+        lines.append(f"Hồ sơ đã quá hạn trong tháng, chưa có văn bản xin lỗi ({len(closed)}):")
+        lines += listed(closed)
+    for breach in breaches:
+        figures = breach["figures"]
+        lines.append(
+            f"{KPI_BY_ID[breach['kpi']].name_vi} tháng này: {percent(figures['ratio'])} "
+            f"({figures['numerator']}/{figures['denominator']}), chỉ tiêu {target_text(figures, breach['kpi'])}."
+        )
+    lines.append(("Bảng theo dõi của đơn vị", dashboard_url(links.grafana_url, unit.unit_id)))
+    lines.append(f"Số liệu tính đến {stamp(now)}.")
+    subject = (
+        f"[Tổng hợp hằng ngày] {unit.name}: {len(open_cases)} hồ sơ quá hạn, "
+        f"{len(missing)} chưa có văn bản xin lỗi"
+    )
+    return render(subject, f"Kính gửi {unit.head_name} ({unit.name}),", lines)
+
+
+def listed(cases: Sequence[DigestCase]) -> list[Line]:
+    """Return one line per case, at most MAX_LISTED, then how many more there are."""
+    lines: list[Line] = [case_line(case) for case in cases[:MAX_LISTED]]
+    if len(cases) > MAX_LISTED:
+        lines.append(f"… và {len(cases) - MAX_LISTED} hồ sơ khác (xem bảng theo dõi).")
+    return lines
+
+
+def case_line(case: DigestCase) -> str:
+    """Return "- 000.00.12.H42-201101-0001 (1.001): quá hạn từ 17:00 ngày 20/11/2026; chưa có văn bản xin lỗi"."""
+    apology = "đã có văn bản xin lỗi" if case.apologized else "chưa có văn bản xin lỗi"
+    procedure = f" (thủ tục {case.procedure_code})" if case.procedure_code else ""
+    return f"- {case.case_id}{procedure}: quá hạn từ {stamp(case.overdue_since)}; {apology}"
+
+
+def digest_key(unit_id: str, day: date) -> str:
+    """Return the dedupe key of a unit's digest of a local day (at most one a day)."""
+    return f"digest:{unit_id}:{day.isoformat()}"
+
+
+def digest_rows(
+    unit: Unit, cases: Sequence[DigestCase], breaches: Sequence[Row], *, links: Links, now: datetime
+) -> list[Row]:
+    """Return the outbox rows of a unit's digest for today (expiring at the end of the local day)."""
+    message = digest_message(unit, cases, breaches, links=links, now=now)
+    local_day = local_now(now).date()
+    base = {
+        "dedupe_key": digest_key(unit.unit_id, local_day),
+        "unit_id": unit.unit_id,
+        "kind": "digest",
+        "recipient_unit_id": unit.unit_id,
+        "subject": message.subject,
+        "body_text": message.text,
+        "expires_at": now + timedelta(hours=24),
+    }
+    rows = [{**base, "channel": "email", "recipient": unit.head_email, "body_html": message.html}]
+    if unit.head_webhook_url:
+        payload = {
+            "version": "1",
+            "kind": "digest",
+            "unit": {"id": unit.unit_id, "name": unit.name},
+            "cases": [
+                {
+                    "case_id": c.case_id,
+                    "procedure_code": c.procedure_code,
+                    "overdue_since": c.overdue_since.isoformat(),
+                    "apologized": c.apologized,
+                    "open": c.still_open,
+                }
+                for c in cases
+            ],
+            "subject": message.subject,
+            "text": message.text,
+            "created_at": now.isoformat(),
+        }
+        rows.append({**base, "channel": "webhook", "recipient": unit.head_webhook_url, "payload": payload})
+    return rows

@@ -1,0 +1,171 @@
+"""The evaluation timer (every DVC_ALERTS_EVALUATION_SECONDS): re-evaluate, expire, escalate, digest.
+
+One instance at a time runs a tick (PostgreSQL advisory lock); every instance refreshes its gauges.
+- Re-evaluation of every stored (unit, KPI, period) within the lookback: forecasts move with time, a
+  pending breach is confirmed after ALERTS_CONFIRM_SECONDS, a recovery after ALERTS_RESOLVE_SECONDS.
+- Expiry: an open alert whose period left the lookback is closed ("expired", no notice).
+- Escalation: an alert still unacknowledged ALERTS_ESCALATION_SECONDS after its page went out (or
+  failed for good) is sent once to the parent unit's head (wall-clock delay: a breach is urgent;
+  a page held back by a silence starts the delay only when it is sent).
+- Digests (non-urgent): in office hours of working days (calendar.py), once per local day per unit,
+  the unit head gets the list of open overdue cases (with or without an apology), the cases that went
+  overdue this month and were closed without an apology, and the 100 %-target KPIs missed this month;
+  units under a silence for every KPI, overdue_open or apology_coverage get none.
+"""
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from prometheus_client import Gauge
+
+from services.alerts import queries
+from services.alerts.calendar import in_lookback, is_office_time, local_now, parse_office_hours, parse_period
+from services.alerts.delivery import active_silences
+from services.alerts.handlers import publish_state_changes
+from services.alerts.lifecycle import Engine, Observation, apply_observations, queue, wake_senders
+from services.alerts.messages import DigestCase
+from services.alerts.notices import AlertRef, Row, alert_rows, digest_key, digest_rows
+from services.alerts.rules import BELOW, STATES, silenced_until
+
+logger = logging.getLogger(__name__)
+
+TIMER_LOCK = 7_240_515  # pg advisory lock key: one timer tick at a time across instances
+STATES_GAUGE = Gauge(
+    "alerts_states", "(unit, KPI, period) in each alert state, periods within the lookback.", ["state"]
+)
+OPEN_ALERTS = Gauge("alerts_open", "Open alerts, by acknowledgement.", ["acknowledged"])
+LAST_TICK = Gauge("alerts_last_tick_timestamp_seconds", "Unix time of the last completed timer tick.")
+for _state in STATES:
+    STATES_GAUGE.labels(_state)
+
+
+async def tick_forever(pool: asyncpg.Pool, *, engine: Engine) -> None:
+    """Run a tick every ALERTS_EVALUATION_SECONDS."""
+    while True:
+        try:
+            await tick(pool, engine)
+        except Exception:
+            logger.exception("alert timer tick failed; retrying at the next interval")
+        await asyncio.sleep(engine.settings.ALERTS_EVALUATION_SECONDS)
+
+
+async def tick(pool: asyncpg.Pool, engine: Engine) -> None:
+    """Run one tick (if no other instance is running one), publish changes, refresh the gauges."""
+    now = datetime.now(UTC)
+    async with pool.acquire() as connection:
+        await engine.refresh(connection)
+        lookback = engine.settings.ALERTS_LOOKBACK_DAYS
+        periods = [
+            p for p in await queries.fetch_periods(connection) if in_lookback(parse_period(p), now, lookback)
+        ]
+        if await connection.fetchval("SELECT pg_try_advisory_lock($1)", TIMER_LOCK):
+            try:
+                await run_locked(connection, engine, periods, now)
+            finally:
+                await connection.execute("SELECT pg_advisory_unlock($1)", TIMER_LOCK)
+        await refresh_gauges(connection, periods)
+    wake_senders(engine)
+    await publish_state_changes(pool)
+    LAST_TICK.set(now.timestamp())
+
+
+async def run_locked(
+    connection: asyncpg.Connection, engine: Engine, periods: list[str], now: datetime
+) -> None:
+    """Re-evaluate, expire, escalate and queue digests, each step in its own transaction."""
+    async with connection.transaction():
+        rows = await queries.lock_states_of_periods(connection, periods=periods)
+        observations = [
+            Observation(
+                (r["unit_id"], r["kpi"], r["period"]),
+                (int(r["numerator"]), int(r["denominator"])),
+                r["computed_at"],
+            )
+            for r in rows
+        ]
+        await apply_observations(connection, engine, observations, now=now, timer=True)
+    async with connection.transaction():
+        for alert in await queries.lock_open_alerts_not_in(connection, periods=periods):
+            await queries.resolve_alert(connection, alert_id=alert["alert_id"], resolution="expired", now=now)
+            await queries.cancel_pending_notifications(connection, alert_id=alert["alert_id"])
+    async with connection.transaction():
+        await escalate(connection, engine, now)
+    await queue_digests(connection, engine, now)
+
+
+async def escalate(connection: asyncpg.Connection, engine: Engine, now: datetime) -> int:
+    """Send due escalations to the parent unit's head; return how many were queued."""
+    delay = timedelta(seconds=engine.settings.ALERTS_ESCALATION_SECONDS)
+    queued = 0
+    for alert in await queries.lock_escalation_due(connection, notified_before=now - delay):
+        unit = engine.directory.units.get(alert["unit_id"])
+        parent = engine.directory.parent_of(unit) if unit else None
+        await queries.mark_escalated(
+            connection, alert_id=alert["alert_id"], parent_id=parent.unit_id if parent else None, now=now
+        )
+        if unit is None or parent is None:
+            continue
+        key = (alert["unit_id"], alert["kpi"], alert["period"])
+        state = await queries.fetch_state(connection, key=key)
+        figures = state["figures"] if state else alert["figures"]
+        ref = AlertRef(
+            alert["alert_id"],
+            unit,
+            alert["kpi"],
+            alert["period"],
+            state["state"] if state else BELOW,
+            figures,
+        )
+        await queue(connection, alert_rows("escalation", ref, recipient=parent, links=engine.links, now=now))
+        queued += 1
+    return queued
+
+
+async def queue_digests(connection: asyncpg.Connection, engine: Engine, now: datetime) -> int:
+    """In office time, queue today's digest of every unit with offences that has none yet; return how many."""
+    overrides = {row["day"]: row["working"] for row in await queries.fetch_holiday_overrides(connection)}
+    if not is_office_time(now, parse_office_hours(engine.settings.ALERTS_OFFICE_HOURS), overrides):
+        return 0
+    today = local_now(now).date()
+    month = parse_period(f"month:{today:%Y-%m}")
+    cases: dict[str, list[DigestCase]] = defaultdict(list)
+    for row in [
+        *await queries.fetch_overdue_open_cases(connection, now=now),
+        *await queries.fetch_closed_overdue_without_apology(connection, first=month.first, last=month.last),
+    ]:
+        cases[row["unit_id"]].append(DigestCase(**{k: row[k] for k in DigestCase.__slots__}))
+    breaches: dict[str, list[Row]] = defaultdict(list)
+    for row in await queries.fetch_zero_tolerance_breaches(connection, period=month.name):
+        breaches[row["unit_id"]].append(dict(row))
+    silences = active_silences(await queries.fetch_silences(connection, active_after=now))
+    candidates = {digest_key(unit_id, today): unit_id for unit_id in cases.keys() | breaches.keys()}
+    done = await queries.fetch_existing_keys(connection, keys=list(candidates))
+    queued = 0
+    for unit_id in sorted(unit_id for key, unit_id in candidates.items() if key not in done):
+        unit = engine.directory.units.get(unit_id)
+        if (
+            unit is None
+            or silenced_until(silences, unit_id=unit_id, kpi=None, now=now.timestamp()) is not None
+        ):
+            continue
+        async with connection.transaction():
+            await queue(
+                connection,
+                digest_rows(unit, cases[unit_id], breaches[unit_id], links=engine.links, now=now),
+            )
+        queued += 1
+    return queued
+
+
+async def refresh_gauges(connection: asyncpg.Connection, periods: Sequence[str]) -> None:
+    """Set the state and open-alert gauges from the database (every instance agrees)."""
+    counts = await queries.count_states(connection, periods=periods)
+    for state in STATES:
+        STATES_GAUGE.labels(state).set(counts.get(state, 0))
+    open_alerts = await queries.count_open_alerts(connection)
+    for acknowledged in (True, False):
+        OPEN_ALERTS.labels(str(acknowledged).lower()).set(open_alerts.get(acknowledged, 0))
