@@ -162,11 +162,27 @@ def test_a_case_without_its_receipt_counts_nowhere() -> None:
 
 
 def random_history(rng: random.Random) -> list[dict[str, Any]]:
-    kinds = ["supplement_requested", "supplement_received", "resolved", "refused", "withdrawn",
-             "apology_issued", "rated", "synced", "returned", "received"]
+    kinds = [
+        "supplement_requested",
+        "supplement_received",
+        "resolved",
+        "refused",
+        "withdrawn",
+        "apology_issued",
+        "rated",
+        "synced",
+        "returned",
+        "received",
+    ]
     start = datetime(2021, 3, 1, 8, 0, tzinfo=LOCAL_TZ)
-    history = [received("hs", "u1", (start + timedelta(hours=rng.randint(0, 48))).isoformat(),
-                        due_at=None if rng.random() < 0.2 else (start + timedelta(hours=rng.randint(0, 200))).isoformat())]
+    history = [
+        received(
+            "hs",
+            "u1",
+            (start + timedelta(hours=rng.randint(0, 48))).isoformat(),
+            due_at=None if rng.random() < 0.2 else (start + timedelta(hours=rng.randint(0, 200))).isoformat(),
+        )
+    ]
     for _ in range(rng.randint(0, 8)):
         kind = rng.choice(kinds)
         when = (start + timedelta(hours=rng.randint(0, 300))).isoformat()
