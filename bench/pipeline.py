@@ -48,7 +48,7 @@ async def metrics_caught_up(scratch: Scratch) -> bool:
     await admin.start()
     await consumer.start()
     try:
-        committed = await admin.list_consumer_group_offsets("dvc-metrics")
+        committed = await admin.list_consumer_group_offsets(scratch.prefix + "dvc-metrics")
         topic = scratch.prefix + topics.CHANGES
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         if not partitions:

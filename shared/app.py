@@ -35,6 +35,16 @@ class PartitionAssignment(ConsumerRebalanceListener):  # type: ignore[misc]
         self.partitions |= set(assigned)
 
 
+def include_router(broker: KafkaBroker, router: KafkaRouter, prefix: str) -> None:
+    """Include a router under the topic prefix; consumer groups get the prefix too, so deployments
+    (or test runs) sharing one Kafka cluster under different prefixes never rebalance each other."""
+    broker.include_router(router, prefix=prefix)
+    for subscriber in broker.subscribers:
+        group_id = getattr(subscriber, "group_id", None)
+        if group_id and not group_id.startswith(prefix):
+            subscriber.group_id = prefix + group_id  # type: ignore[attr-defined]  # KafkaSubscriber's
+
+
 def create_broker(service_name: str, settings: Settings) -> KafkaBroker:
     """Create the broker: idempotent producer, metrics middleware, graceful stop after the batch in hand."""
     return KafkaBroker(
@@ -68,7 +78,7 @@ def create_app(
 ) -> AsgiFastStream:
     """Build the ASGI app of a consumer service: /metrics, /healthz and /readyz next to the broker."""
     broker = create_broker(service_name, settings)
-    broker.include_router(router, prefix=settings.TOPIC_PREFIX)
+    include_router(broker, router, settings.TOPIC_PREFIX)
     resources: dict[str, asyncpg.Pool] = {}
 
     @asynccontextmanager
@@ -114,7 +124,7 @@ def create_api_app(
 ) -> FastAPI:
     """Build a service with a JSON API (FastAPI, OpenAPI at /docs) and a Kafka broker in its lifespan."""
     broker = create_broker(service_name, settings)
-    broker.include_router(router, prefix=settings.TOPIC_PREFIX)
+    include_router(broker, router, settings.TOPIC_PREFIX)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -35,7 +35,7 @@ alert_changes = router.publisher(
 
 
 @router.subscriber(
-    topics.KPI_UPDATES,
+    topics.declared(topics.KPI_UPDATES),
     group_id="dvc-alerts",
     batch=True,
     max_records=2000,

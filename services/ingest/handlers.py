@@ -105,8 +105,8 @@ changes = router.publisher(
 
 
 @router.subscriber(
-    topics.CASE_EVENTS,
-    topics.DOCUMENT_EVENTS,
+    topics.declared(topics.CASE_EVENTS),
+    topics.declared(topics.DOCUMENT_EVENTS),
     group_id="dvc-ingest",
     batch=True,
     max_records=MAX_RECORDS,

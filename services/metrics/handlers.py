@@ -52,7 +52,7 @@ kpi_updates = router.publisher(
 
 
 @router.subscriber(
-    topics.CHANGES,
+    topics.declared(topics.CHANGES),
     group_id="dvc-metrics",
     batch=True,
     max_records=5000,

@@ -124,7 +124,7 @@ async def test_resent_and_replayed_events_change_nothing(
 
     assert ingest.stop(signal.SIGTERM) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after shutdown
     assert "shut down gracefully" in ingest.log_tail()
-    await rewind_group(service_runner, "dvc-ingest")
+    await rewind_group(service_runner, service_runner.topic_prefix + "dvc-ingest")
     ingest = await service_runner.start("ingest")
     await wait_until(lambda: _duplicates_seen(ingest.port, 4 * (len(events) + 1)))
     assert await snapshot(admin_db) == before

@@ -1,0 +1,163 @@
+"""Prometheus alerting rules for the platform itself (not the units' KPIs: the alerts service owns those)."""
+
+from typing import Any
+
+from cli.grafana.rules import ACTIVITY, LOCAL_OFFSET_SECONDS
+from services.ingest.handlers import HANDLER_ERROR
+from shared.config import AlertsSettings, Settings
+
+SERVICES = ("ingest", "metrics", "alerts")
+# alerts_* metrics: services/alerts (tasks.py, delivery.py)
+SNAPSHOT_STALE_SECONDS = 120  # the exporter refreshes every 5 s
+SWEEP_STALE_SECONDS = 120  # the deadline sweeper runs every 15 s
+# ingest commit -> KPI cells commit, 95th percentile; below the histogram's top finite bucket (30 s), or
+# histogram_quantile could never exceed it
+LAG_SECONDS = 10
+FULL_BATCH = int(Settings.model_fields["BATCH_MAX_RECORDS"].default) // 2
+DEAD_LETTER_SHARE = 0.01
+DEAD_LETTER_MIN = 10
+ALERTS_TICK_STALE_SECONDS = 3 * int(AlertsSettings.model_fields["ALERTS_EVALUATION_SECONDS"].default)
+SILENT_HOURS = 3
+ACTIVE_HOURS_PER_WEEK = 15  # hours with new counts in the last 7 days: a unit that usually reports
+OFFICE_FROM, OFFICE_TO = 11, 17  # evaluated 11:00-17:00 local, so the 3 h window is office time
+ACTIVITY_CHANGES = "unit:dvc_activity_changes:1h"
+OPERATIONS = "/d/dvc-operations"
+LOCAL = f"vector(time() + {LOCAL_OFFSET_SECONDS})"
+
+
+def alert(
+    name: str, expr: str, *, wait: str, severity: str, summary: str, description: str
+) -> dict[str, Any]:
+    """Return one alerting rule; summaries are Vietnamese first, then English."""
+    return {
+        "alert": name,
+        "expr": expr.strip() + "\n",
+        "for": wait,
+        "labels": {"severity": severity, "component": "platform"},
+        "annotations": {"summary": summary, "description": description, "dashboard": OPERATIONS},
+    }
+
+
+def platform_alerts() -> list[dict[str, Any]]:
+    """A service down, stale data, consumer lag, dead letters."""
+    dead = "sum(increase(ingest_dead_letters_total[15m]))"
+    seen = (
+        "(sum(increase(ingest_events_stored_total[15m])) + sum(increase(ingest_duplicate_events_total[15m]))"
+        f" + {dead})"
+    )
+    return [
+        alert(
+            "DvcServiceDown",
+            f'up{{job=~"{"|".join(SERVICES)}"}} == 0',
+            wait="2m",
+            severity="critical",
+            summary="Dịch vụ {{ $labels.job }} ngừng hoạt động / service {{ $labels.job }} is down",
+            description="Prometheus không đọc được /metrics của {{ $labels.instance }} trong 2 phút. "
+            "Prometheus cannot scrape {{ $labels.instance }} for 2 minutes.",
+        ),
+        alert(
+            "DvcKpiSnapshotStale",
+            f"time() - dvc_kpi_snapshot_timestamp_seconds > {SNAPSHOT_STALE_SECONDS}",
+            wait="1m",
+            severity="critical",
+            summary="Số liệu chỉ số không được cập nhật / KPI snapshot is stale",
+            description=f"Số liệu chỉ số của {{{{ $labels.instance }}}} cũ hơn {SNAPSHOT_STALE_SECONDS} giây: bảng theo dõi "
+            f"đang hiển thị số cũ. The KPI snapshot is older than {SNAPSHOT_STALE_SECONDS} s.",
+        ),
+        alert(
+            "DvcDeadlineSweepStale",
+            f"time() - metrics_last_sweep_timestamp_seconds > {SWEEP_STALE_SECONDS}",
+            wait="1m",
+            severity="critical",
+            summary="Không còn quét hạn giải quyết / the deadline sweeper stopped",
+            description="Hồ sơ quá hạn không phát sinh sự kiện sẽ không được tính. "
+            "Cases that go overdue without an event are not counted until the sweeper runs again.",
+        ),
+        alert(
+            "DvcKpiUpdatesLagging",
+            "histogram_quantile(0.95, sum by (le) (rate(metrics_update_latency_seconds_bucket[5m])))"
+            f" > {LAG_SECONDS}",
+            wait="10m",
+            severity="warning",
+            summary="Chỉ số cập nhật chậm / KPI updates are lagging",
+            description=f"5% lượt cập nhật chỉ số mất hơn {LAG_SECONDS} giây kể từ khi lưu sự kiện, suốt 10 phút: "
+            f"dịch vụ metrics đang tồn đọng (consumer lag). The 95th percentile ingest-to-KPI delay is over {LAG_SECONDS} s.",
+        ),
+        alert(
+            "DvcIngestBacklog",
+            f"sum(rate(ingest_batch_size_sum[5m])) / sum(rate(ingest_batch_size_count[5m])) >= {FULL_BATCH}",
+            wait="15m",
+            severity="warning",
+            summary="Ingest đang tồn đọng / ingest is working through a backlog",
+            description="Các lô tiêu thụ đầy liên tục 15 phút: Kafka còn nhiều sự kiện chưa xử lý và tồn đọng "
+            "không giảm nhanh. Full batches for 15 minutes: consumer lag is not shrinking fast.",
+        ),
+        alert(
+            "DvcDeadLettersHigh",
+            f"sum by (reason) (increase(ingest_dead_letters_total[15m])) >= {DEAD_LETTER_MIN}\n"
+            f"and on () ({dead} / {seen} > {DEAD_LETTER_SHARE})",
+            wait="5m",
+            severity="warning",
+            summary="Nhiều sự kiện bị loại ({{ $labels.reason }}) / many dead letters",
+            description="Hơn 1% sự kiện 15 phút qua bị chuyển vào dvc.dead-letters.v1, lý do {{ $labels.reason }}: "
+            "kiểm tra hệ thống gửi. Over 1% of events were dead-lettered: check the producing system.",
+        ),
+        alert(
+            "DvcStorageFailing",
+            f'sum(increase(ingest_dead_letters_total{{reason="{HANDLER_ERROR}"}}[15m])) > 0',
+            wait="0m",
+            severity="critical",
+            summary="Lưu sự kiện bị lỗi / events fail to be stored",
+            description="Sự kiện hợp lệ bị loại vì lưu thất bại nhiều lần (handler_error): xem nhật ký ingest. "
+            "Valid events were dead-lettered because storing them kept failing: read the ingest log.",
+        ),
+        alert(
+            "DvcAlertsTimerStale",
+            f"time() - alerts_last_tick_timestamp_seconds > {ALERTS_TICK_STALE_SECONDS}",
+            wait="2m",
+            severity="critical",
+            summary="Dịch vụ cảnh báo ngừng đánh giá / the alerts service stopped evaluating",
+            description=f"Không có lượt đánh giá định kỳ nào trong {ALERTS_TICK_STALE_SECONDS} giây: dự báo, leo thang "
+            f"và bản tin ngày không chạy. No timer tick for {ALERTS_TICK_STALE_SECONDS} s: forecasts, escalations "
+            "and digests are not running.",
+        ),
+        alert(
+            "DvcNotificationsFailing",
+            'sum by (channel) (increase(alerts_notifications_total{result="failed"}[1h])) > 0',
+            wait="0m",
+            severity="warning",
+            summary="Không gửi được thông báo qua {{ $labels.channel }} / notifications fail",
+            description="Có thông báo cảnh báo đã thử hết số lần mà không gửi được trong 1 giờ qua: kiểm tra máy chủ "
+            "thư, webhook hoặc token Grafana. Notifications gave up after every retry in the last hour.",
+        ),
+    ]
+
+
+def unit_silence_rules() -> list[dict[str, Any]]:
+    """A unit that usually reports has had no new counts for 3 office hours (Mon-Fri, 11:00-17:00)."""
+    silent = alert(
+        "DvcUnitSilent",
+        f"changes({ACTIVITY}[{SILENT_HOURS}h]) == 0\n"
+        f"and on (unit_id) ({ACTIVITY} offset {SILENT_HOURS}h)\n"
+        f"and on (unit_id) sum_over_time(({ACTIVITY_CHANGES} > bool 0)[7d:1h]) >= {ACTIVE_HOURS_PER_WEEK}\n"
+        f"and on () hour({LOCAL}) >= {OFFICE_FROM} and on () hour({LOCAL}) < {OFFICE_TO}\n"
+        f"and on () day_of_week({LOCAL}) >= 1 and on () day_of_week({LOCAL}) <= 5",
+        wait="15m",
+        severity="warning",
+        summary="Đơn vị {{ $labels.unit_id }} không có số liệu mới / unit {{ $labels.unit_id }} went silent",
+        description=f"Đơn vị thường xuyên gửi dữ liệu nhưng {SILENT_HOURS} giờ làm việc qua không có sự kiện "
+        "nào làm thay đổi số liệu (ngày lễ: tạm tắt cảnh báo). A unit that usually reports has sent nothing "
+        f"that changed its counts for {SILENT_HOURS} office hours (silence it on holidays).",
+    )
+    silent["annotations"]["dashboard"] = "/d/dvc-unit?var-unit={{ $labels.unit_id }}"
+    return [{"record": ACTIVITY_CHANGES, "expr": f"changes({ACTIVITY}[1h])\n"}, silent]
+
+
+def platform_rules() -> dict[str, Any]:
+    """Return the platform rule file."""
+    return {
+        "groups": [
+            {"name": "dvc-platform", "rules": platform_alerts()},
+            {"name": "dvc-unit-silence", "interval": "1m", "rules": unit_silence_rules()},
+        ]
+    }
