@@ -87,7 +87,6 @@ def create_app(
             resources["pool"] = pool
             repo.set_global("pool", pool)
             repo.set_global("settings", settings)
-            repo.set_global("topic_prefix", settings.TOPIC_PREFIX)
             for key, value in (context or {}).items():
                 repo.set_global(key, value)
             yield

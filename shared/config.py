@@ -19,8 +19,6 @@ class Settings(BaseSettings):
     HTTP_HOST: str = "127.0.0.1"
     HTTP_PORT: int = 8000
     LOG_LEVEL: str = "INFO"
-    BATCH_MAX_RECORDS: int = 2000
-    BATCH_TIMEOUT_MS: int = 100
     REGISTRY_REFRESH_SECONDS: float = 5.0
     GRAFANA_URL: str = "http://127.0.0.1:3000"
 

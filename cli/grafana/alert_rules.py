@@ -3,8 +3,8 @@
 from typing import Any
 
 from cli.grafana.rules import ACTIVITY, LOCAL_OFFSET_SECONDS
-from services.ingest.handlers import HANDLER_ERROR
-from shared.config import AlertsSettings, Settings
+from services.ingest.handlers import HANDLER_ERROR, MAX_RECORDS
+from shared.config import AlertsSettings
 
 SERVICES = ("ingest", "metrics", "alerts")
 # alerts_* metrics: services/alerts (tasks.py, delivery.py)
@@ -13,7 +13,7 @@ SWEEP_STALE_SECONDS = 120  # the deadline sweeper runs every 15 s
 # ingest commit -> KPI cells commit, 95th percentile; below the histogram's top finite bucket (30 s), or
 # histogram_quantile could never exceed it
 LAG_SECONDS = 10
-FULL_BATCH = int(Settings.model_fields["BATCH_MAX_RECORDS"].default) // 2
+FULL_BATCH = MAX_RECORDS // 2
 DEAD_LETTER_SHARE = 0.01
 DEAD_LETTER_MIN = 10
 ALERTS_TICK_STALE_SECONDS = 3 * int(AlertsSettings.model_fields["ALERTS_EVALUATION_SECONDS"].default)

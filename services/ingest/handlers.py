@@ -20,6 +20,7 @@ from services.ingest import queries
 from services.ingest.batches import Accepted, StoredBatch, store_batch
 from shared import topics
 from shared.app import PartitionAssignment
+from shared.config import Settings
 from shared.events import (
     REASON_CODES,
     CellsChanged,
@@ -122,15 +123,15 @@ async def store_events(
     msg: KafkaMessage,
     pool: Annotated[asyncpg.Pool, Context("pool")],
     registry: Annotated[UnitRegistry, Context("registry")],
-    topic_prefix: Annotated[str, Context("topic_prefix")],
+    settings: Annotated[Settings, Context("settings")],
 ) -> None:
     """Validate every record, store the good ones exactly once, dead-letter the rest, then commit."""
     started = time.perf_counter()
     records: tuple[ConsumerRecord, ...] = msg.raw_message
     BATCH_SIZE.observe(len(records))
     try:
-        await registry.refresh(pool, max_age=5.0)
-        accepted, rejected = await validate_records(records, pool, registry, topic_prefix)
+        await registry.refresh(pool, max_age=settings.REGISTRY_REFRESH_SECONDS)
+        accepted, rejected = await validate_records(records, pool, registry, settings.TOPIC_PREFIX)
         stored, crashed = await store_until_done(pool, accepted)
         rejected += crashed
         first_event_at = min(record.timestamp for record in records) / 1000 if records else None
