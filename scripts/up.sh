@@ -60,7 +60,7 @@ service_env() {  # role password variable
 ensure_python_env
 bash scripts/infra.sh up
 load_infra_env
-mkdir -p "$LOGS" "$MAIL_DIR"
+mkdir -p "$LOGS" "$MAIL_DIR"/tmp "$MAIL_DIR"/new "$MAIL_DIR"/cur  # a Maildir
 trap stop_all INT TERM EXIT
 
 DVC_DATABASE_URL=$DVC_ADMIN_DATABASE_URL dvc db migrate
