@@ -2,11 +2,13 @@
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+import uvicorn
 from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from fastapi import APIRouter, FastAPI, Request
@@ -172,3 +174,15 @@ def create_api_app(
 def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     """Return the validation errors as plain JSON (location and message)."""
     return [{"loc": list(error.get("loc", ())), "msg": str(error.get("msg", ""))} for error in exc.errors()]
+
+
+def serve(app: FastAPI | AsgiFastStream, settings: Settings) -> None:
+    """Run a service's app with uvicorn; SIGTERM finishes the batch in hand before the process exits."""
+    logging.basicConfig(level=settings.LOG_LEVEL)
+    uvicorn.run(
+        app,
+        host=settings.HTTP_HOST,
+        port=settings.HTTP_PORT,
+        log_level=settings.LOG_LEVEL.lower(),
+        timeout_graceful_shutdown=90,
+    )

@@ -1,9 +1,7 @@
 """Alerts service: `python -m services.alerts.main`."""
 
-import logging
 from functools import partial
 
-import uvicorn
 from fastapi import FastAPI
 
 from services.alerts import api
@@ -13,14 +11,13 @@ from services.alerts.handlers import ASSIGNMENT, router
 from services.alerts.lifecycle import Engine
 from services.alerts.notices import CHANNELS
 from services.alerts.tasks import tick_forever
-from shared.app import create_api_app
+from shared.app import create_api_app, serve
 from shared.config import AlertsSettings
 from shared.targets import Targets
 
 
-def create() -> FastAPI:
-    """Build the alerts app from the environment."""
-    settings = AlertsSettings()
+def create(settings: AlertsSettings) -> FastAPI:
+    """Build the alerts app."""
     parse_office_hours(settings.ALERTS_OFFICE_HOURS)  # fail at start, not at the first digest
     engine = Engine.from_settings(settings, Targets())
     return create_api_app(
@@ -40,11 +37,4 @@ def create() -> FastAPI:
 
 if __name__ == "__main__":
     settings = AlertsSettings()
-    logging.basicConfig(level=settings.LOG_LEVEL)
-    uvicorn.run(
-        create(),
-        host=settings.HTTP_HOST,
-        port=settings.HTTP_PORT,
-        log_level=settings.LOG_LEVEL.lower(),
-        timeout_graceful_shutdown=90,
-    )
+    serve(create(settings), settings)

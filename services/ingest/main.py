@@ -1,18 +1,14 @@
 """Ingest service: `python -m services.ingest.main`."""
 
-import logging
-
-import uvicorn
 from faststream.asgi import AsgiFastStream
 
 from services.ingest.handlers import ASSIGNMENT, UnitRegistry, router
-from shared.app import create_app
+from shared.app import create_app, serve
 from shared.config import Settings
 
 
-def create() -> AsgiFastStream:
-    """Build the ingest app from the environment."""
-    settings = Settings()
+def create(settings: Settings) -> AsgiFastStream:
+    """Build the ingest app."""
     return create_app(
         "ingest",
         router,
@@ -24,11 +20,4 @@ def create() -> AsgiFastStream:
 
 if __name__ == "__main__":
     settings = Settings()
-    logging.basicConfig(level=settings.LOG_LEVEL)
-    uvicorn.run(
-        create(),
-        host=settings.HTTP_HOST,
-        port=settings.HTTP_PORT,
-        log_level=settings.LOG_LEVEL.lower(),
-        timeout_graceful_shutdown=90,
-    )
+    serve(create(settings), settings)

@@ -1,23 +1,20 @@
 """Metrics service: `python -m services.metrics.main`."""
 
-import logging
 from functools import partial
 
-import uvicorn
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
 from services.metrics import api
 from services.metrics.exporter import KpiCollector
 from services.metrics.handlers import ASSIGNMENT, router, sweep_deadlines_forever
-from shared.app import create_api_app
+from shared.app import create_api_app, serve
 from shared.config import Settings
 from shared.targets import Targets
 
 
-def create() -> FastAPI:
-    """Build the metrics app from the environment."""
-    settings = Settings()
+def create(settings: Settings) -> FastAPI:
+    """Build the metrics app."""
     targets = Targets()
     collector = KpiCollector()
     REGISTRY.register(collector)
@@ -35,11 +32,4 @@ def create() -> FastAPI:
 
 if __name__ == "__main__":
     settings = Settings()
-    logging.basicConfig(level=settings.LOG_LEVEL)
-    uvicorn.run(
-        create(),
-        host=settings.HTTP_HOST,
-        port=settings.HTTP_PORT,
-        log_level=settings.LOG_LEVEL.lower(),
-        timeout_graceful_shutdown=90,
-    )
+    serve(create(settings), settings)
