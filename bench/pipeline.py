@@ -50,7 +50,8 @@ async def metrics_caught_up(scratch: Scratch) -> bool:
     try:
         committed = await admin.list_consumer_group_offsets(scratch.prefix + "dvc-metrics")
         topic = scratch.prefix + topics.CHANGES
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        described = await admin.describe_topics([topic])
+        partitions = [TopicPartition(topic, p["partition"]) for p in described[0]["partitions"]]
         if not partitions:
             return False
         ends = await consumer.end_offsets(partitions)
