@@ -71,10 +71,10 @@ def compare_rows(
     return differences
 
 
-async def audit(dsn: str, *, first: date, last: date) -> list[str]:
+async def audit(dsn: str, *, first: date, last: date, lookback_days: int) -> list[str]:
     """Compare live cells and case states with a fresh recomputation from the raw events."""
     async with open_pool(dsn, max_size=2) as pool:
-        await sweep_deadlines(pool)  # bring time-driven cells up to date first
+        await sweep_deadlines(pool, lookback_days=lookback_days)  # bring time-driven cells up to date first
         now = datetime.now(UTC)
         async with pool.acquire() as connection:
             rebuilt = await recomputed_cells(connection, first=first, last=last, now=now)
@@ -105,11 +105,13 @@ def recompute_command(first: FromDay, last: ToDay) -> None:
 @app.command("audit")
 def audit_command(first: FromDay = "2000-01-01", last: ToDay = "2099-12-31") -> None:
     """Đối chiếu số liệu trực tiếp với tính lại / Compare live counts with a recomputation."""
+    settings = Settings()
     differences = asyncio.run(
         audit(
-            Settings().DATABASE_URL.get_secret_value(),
+            settings.DATABASE_URL.get_secret_value(),
             first=date.fromisoformat(first),
             last=date.fromisoformat(last),
+            lookback_days=settings.ALERTS_LOOKBACK_DAYS,
         )
     )
     for line in differences:

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     LOG_LEVEL: str = "INFO"
     REGISTRY_REFRESH_SECONDS: float = 5.0
     GRAFANA_URL: str = "http://127.0.0.1:3000"
+    # Periods whose last day is older than this are not alerted on (alerts) nor published to alerts
+    # (metrics), so a backfill of old data computes counts without flooding unit heads.
+    ALERTS_LOOKBACK_DAYS: int = 45
 
     @field_validator("DATABASE_URL")
     @classmethod
@@ -51,7 +54,6 @@ class AlertsSettings(Settings):
     SMTP_FROM: str = "giamsat-dvc@localhost"
     PUBLIC_URL: str = "http://127.0.0.1:8003"
     GRAFANA_TOKEN: SecretStr | None = None  # no token: no Grafana annotations
-    ALERTS_LOOKBACK_DAYS: int = 45  # evaluate periods whose last day is at most this many days ago
     ALERTS_EVALUATION_SECONDS: float = 60.0
     ALERTS_CONFIRM_SECONDS: float = 600.0  # a pending breach also enters after persisting this long
     ALERTS_RESOLVE_SECONDS: float = 1800.0  # a recovery also resolves after persisting this long

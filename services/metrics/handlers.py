@@ -14,9 +14,10 @@ from faststream.kafka import KafkaMessage, KafkaRouter
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.metrics import queries
-from services.metrics.periods import parse_period
+from services.metrics.periods import local_today, parse_period
 from shared import topics
 from shared.app import PartitionAssignment
+from shared.config import Settings
 from shared.events import CellsChanged, UnitKpisComputed
 from shared.kpis import KPI_BY_ID
 
@@ -63,7 +64,10 @@ kpi_updates = router.publisher(
     title="changes",
 )
 async def recompute_changed_cells(
-    changes: list[CellsChanged], msg: KafkaMessage, pool: Annotated[asyncpg.Pool, Context("pool")]
+    changes: list[CellsChanged],
+    msg: KafkaMessage,
+    pool: Annotated[asyncpg.Pool, Context("pool")],
+    settings: Annotated[Settings, Context("settings")],
 ) -> None:
     """Recompute every dirty cell of the batch in one transaction, then publish the units' new counts."""
     dirty: dict[str, set[date]] = defaultdict(set)
@@ -71,11 +75,17 @@ async def recompute_changed_cells(
         for unit_id, days in change.cells.items():
             dirty[unit_id] |= set(days)
     try:
-        await recompute_and_publish(pool, dirty, trigger="change")
+        now = await recompute(pool, dirty, trigger="change")
+        observe_freshness(changes)  # the counts are committed: that is when an event is reflected
+        await publish_kpi_updates(pool, dirty, now, lookback_days=settings.ALERTS_LOOKBACK_DAYS)
     except BaseException:
-        await msg.nack()  # never commit past a batch whose cells were not recomputed
+        await msg.nack()  # never commit past a batch whose cells were not recomputed and published
         raise
     await msg.ack()
+
+
+def observe_freshness(changes: list[CellsChanged]) -> None:
+    """Record how long ago the batch's events were stored and produced."""
     now = time.time()
     for change in changes:
         UPDATE_LATENCY.observe(max(0.0, now - change.changed_at))
@@ -83,30 +93,34 @@ async def recompute_changed_cells(
             EVENT_TO_COUNT.observe(max(0.0, now - change.first_event_at))
 
 
-async def recompute_and_publish(pool: asyncpg.Pool, dirty: dict[str, set[date]], *, trigger: str) -> None:
-    """Recompute the given cells, then publish each touched unit's counts for the touched periods."""
-    pairs = [(unit_id, day) for unit_id, days in dirty.items() for day in days]
-    if not pairs:
-        return
+async def recompute(pool: asyncpg.Pool, dirty: dict[str, set[date]], *, trigger: str) -> datetime:
+    """Recompute the given cells in one transaction; return the instant they were computed for."""
     now = datetime.now(UTC)
-    async with pool.acquire() as connection, connection.transaction():
-        await queries.recompute_cells(
-            connection, unit_ids=[u for u, _ in pairs], days=[d for _, d in pairs], now=now
-        )
-    CELLS_RECOMPUTED.labels(trigger).inc(len(pairs))
-    await publish_kpi_updates(pool, dirty, now)
+    pairs = [(unit_id, day) for unit_id, days in dirty.items() for day in days]
+    if pairs:
+        async with pool.acquire() as connection, connection.transaction():
+            await queries.recompute_cells(
+                connection, unit_ids=[u for u, _ in pairs], days=[d for _, d in pairs], now=now
+            )
+        CELLS_RECOMPUTED.labels(trigger).inc(len(pairs))
+    return now
 
 
-def touched_periods(days: Iterable[date]) -> set[str]:
-    """Return the months and years that contain the given days."""
-    return {f"month:{day:%Y-%m}" for day in days} | {f"year:{day.year}" for day in days}
+def touched_periods(days: Iterable[date], *, not_before: date) -> set[str]:
+    """Return the months and years that contain the given days and end on or after `not_before`."""
+    months = {f"month:{day:%Y-%m}" for day in days}
+    years = {f"year:{day.year}" for day in days}
+    return {name for name in months | years if parse_period(name).last >= not_before}
 
 
-async def publish_kpi_updates(pool: asyncpg.Pool, dirty: dict[str, set[date]], now: datetime) -> None:
-    """Publish, per unit and touched period, the unit's counts for every KPI (one query per period)."""
+async def publish_kpi_updates(
+    pool: asyncpg.Pool, dirty: dict[str, set[date]], now: datetime, *, lookback_days: int
+) -> None:
+    """Publish, per unit and touched live period, the unit's counts for every KPI (one query per period)."""
+    not_before = local_today(now) - timedelta(days=lookback_days)
     units_by_period: dict[str, list[str]] = defaultdict(list)
     for unit_id, days in dirty.items():
-        for name in touched_periods(days):
+        for name in touched_periods(days, not_before=not_before):
             units_by_period[name].append(unit_id)
     messages = []
     async with pool.acquire() as connection:
@@ -123,17 +137,19 @@ async def publish_kpi_updates(pool: asyncpg.Pool, dirty: dict[str, set[date]], n
     await asyncio.gather(*(kpi_updates.publish(m, key=m.unit_id.encode()) for m in messages))
 
 
-async def sweep_deadlines_forever(pool: asyncpg.Pool, interval: float = SWEEP_INTERVAL_SECONDS) -> None:
+async def sweep_deadlines_forever(
+    pool: asyncpg.Pool, *, lookback_days: int, interval: float = SWEEP_INTERVAL_SECONDS
+) -> None:
     """Every `interval` seconds, mark dirty the cells of cases whose deadline has just passed."""
     while True:
         try:
-            await sweep_deadlines(pool)
+            await sweep_deadlines(pool, lookback_days=lookback_days)
         except Exception:
             logger.exception("deadline sweep failed; retrying at the next interval")
         await asyncio.sleep(interval)
 
 
-async def sweep_deadlines(pool: asyncpg.Pool) -> int:
+async def sweep_deadlines(pool: asyncpg.Pool, *, lookback_days: int) -> int:
     """Recompute the cells of deadlines crossed since the last sweep; return how many cells."""
     until = datetime.now(UTC)
     async with pool.acquire() as connection:
@@ -142,7 +158,8 @@ async def sweep_deadlines(pool: asyncpg.Pool) -> int:
     dirty: dict[str, set[date]] = defaultdict(set)
     for unit_id, day in crossed:
         dirty[unit_id].add(day)
-    await recompute_and_publish(pool, dirty, trigger="deadline")
+    computed_at = await recompute(pool, dirty, trigger="deadline")
+    await publish_kpi_updates(pool, dirty, computed_at, lookback_days=lookback_days)
     async with pool.acquire() as connection:
         await queries.store_swept_until(connection, until=until)
     SWEEPS.inc()

@@ -25,7 +25,10 @@ def create(settings: Settings) -> FastAPI:
         settings,
         title="dvc-monitor metrics: chỉ số theo đơn vị / KPIs per unit",
         state={"targets": targets},
-        background=[sweep_deadlines_forever, partial(collector.refresh_forever, targets=targets)],
+        background=[
+            partial(sweep_deadlines_forever, lookback_days=settings.ALERTS_LOOKBACK_DAYS),
+            partial(collector.refresh_forever, targets=targets),
+        ],
         consumer_ready=lambda: bool(ASSIGNMENT.partitions),
     )
 

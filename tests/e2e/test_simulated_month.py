@@ -155,6 +155,7 @@ async def test_a_simulated_month_matches_the_ground_truth(
             database.dsn("metrics"),
             first=start.date() - timedelta(days=1),
             last=now.date() + timedelta(days=1),
+            lookback_days=45,
         )
         == []
     )
