@@ -134,6 +134,7 @@ async def run(count: int, rate: int, seconds: int, keep: bool) -> None:
 
         metrics_port = services[1][1]
         before = await histogram(metrics_port, "metrics_event_to_count_seconds")
+        before_update = await histogram(metrics_port, "metrics_update_latency_seconds")
         registry = read_registry(REGISTRY_FILE)
         live = itertools.islice(
             generate_events(registry, start=date(2021, 6, 1), days=30, seed=99, id_prefix="live."),
@@ -142,6 +143,12 @@ async def run(count: int, rate: int, seconds: int, keep: bool) -> None:
         await paced_publish(scratch, list(live), rate)
         await asyncio.sleep(3)
         after = await histogram(metrics_port, "metrics_event_to_count_seconds")
+        after_update = await histogram(metrics_port, "metrics_update_latency_seconds")
+        print(
+            "  of which ingest commit -> counts commit: "
+            f"p50 {quantile(before_update, after_update, 0.5) * 1000:.0f} ms, "
+            f"p99 {quantile(before_update, after_update, 0.99) * 1000:.0f} ms"
+        )
         p50, p99 = quantile(before, after, 0.5), quantile(before, after, 0.99)
         print(
             f"freshness at {rate:,} events/s for {seconds} s: event-to-count p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
