@@ -59,27 +59,38 @@ DAY_CELLS = """
     WHERE k.denominator > 0
 """
 
+# Every statement below looks up each dirty pair through an index (LATERAL per pair): its cost grows
+# with the batch, never with the size of the case table.
 PROCEDURE_DAYS = """
     WITH {dirty}
-    SELECT d.unit_id, d.day, c.procedure_code, bool_or(c.service_level >= 3) AS online
+    SELECT d.unit_id, d.day, p.procedure_code, p.online
     FROM dirty d
-    JOIN {cases} c ON c.unit_id = d.unit_id AND c.received_at >= d.t0 AND c.received_at < d.t1
-    GROUP BY d.unit_id, d.day, c.procedure_code
+    CROSS JOIN LATERAL (
+        SELECT c.procedure_code, bool_or(c.service_level >= 3) AS online
+        FROM {cases} c
+        WHERE c.unit_id = d.unit_id AND c.received_at >= d.t0 AND c.received_at < d.t1
+        GROUP BY c.procedure_code
+    ) p
 """
 
 # A case counts on each local day it became overdue: past crossings, plus the running stretch's
 # crossing when it is open, not paused and its deadline has passed by `now` ($3, dirty.now_at).
 OVERDUE_DAYS = """
     WITH {dirty}
-    SELECT DISTINCT d.unit_id, d.day, c.case_id, c.apology_at IS NOT NULL AS apologized
+    SELECT DISTINCT d.unit_id, d.day, o.case_id, o.apologized
     FROM dirty d
-    JOIN {cases} c ON c.unit_id = d.unit_id
-    CROSS JOIN LATERAL unnest(
-        c.overdue_at || CASE WHEN c.closed_at IS NULL AND c.paused_since IS NULL AND c.deadline < d.now_at
-                             THEN ARRAY[greatest(c.deadline, c.clock_since)] ELSE '{{}}'::timestamptz[] END
-    ) AS x(at)
-    WHERE (cardinality(c.overdue_at) > 0 OR (c.closed_at IS NULL AND c.paused_since IS NULL AND c.deadline IS NOT NULL))
-      AND x.at >= d.t0 AND x.at < d.t1
+    CROSS JOIN LATERAL (
+        SELECT c.case_id, c.apology_at IS NOT NULL AS apologized
+        FROM {cases} c
+        CROSS JOIN LATERAL unnest(
+            c.overdue_at || CASE WHEN c.closed_at IS NULL AND c.paused_since IS NULL AND c.deadline < d.now_at
+                                 THEN ARRAY[greatest(c.deadline, c.clock_since)] ELSE '{{}}'::timestamptz[] END
+        ) AS x(at)
+        WHERE c.unit_id = d.unit_id
+          AND (cardinality(c.overdue_at) > 0 OR (c.closed_at IS NULL AND c.paused_since IS NULL AND c.deadline IS NOT NULL))
+          AND x.at >= d.t0 AND x.at < d.t1
+        OFFSET 0  -- keeps the subquery per pair (no pull-up into a hash join over the whole table)
+    ) o
 """
 
 CELL_TABLES = {
