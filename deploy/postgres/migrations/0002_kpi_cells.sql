@@ -7,7 +7,7 @@ CREATE TABLE kpi_day_cells (
     numerator    bigint NOT NULL CHECK (numerator >= 0),
     denominator  bigint NOT NULL CHECK (denominator >= numerator),
     updated_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (unit_id, kpi, day)
+    PRIMARY KEY (unit_id, day, kpi)  -- a dirty (unit, day) and a unit's day range are prefixes
 );
 CREATE INDEX kpi_day_cells_day_idx ON kpi_day_cells (day, kpi);
 
@@ -28,6 +28,10 @@ CREATE TABLE overdue_days (
     apologized  boolean NOT NULL,
     PRIMARY KEY (unit_id, day, case_id)
 );
+
+-- Period rollups over every unit (the Prometheus snapshot, the units list) filter by day first.
+CREATE INDEX procedure_days_day_idx ON procedure_days (day);
+CREATE INDEX overdue_days_day_idx ON overdue_days (day);
 
 -- The deadline sweeper's watermark: deadlines up to here have been marked dirty.
 CREATE TABLE sweeper_state (
