@@ -21,6 +21,7 @@ from cli.sim.publish import publish
 from cli.sim.stream import SimEvent, generate_events
 from cli.units import read_registry, store_registry
 from services.ingest.batches import Accepted, event_record
+from services.ingest.queries import EVENT_COLUMNS
 from shared import topics
 from shared.config import MigrationSettings
 from shared.db import init_connection
@@ -149,21 +150,10 @@ async def copy_only(scratch: Scratch, rows: list[tuple[object, ...]], chunk: int
     await init_connection(connection)
     try:
         await connection.execute("CREATE TABLE bench_copy (LIKE events INCLUDING DEFAULTS)")
-        columns = [
-            "event_id",
-            "topic",
-            "event_type",
-            "unit_id",
-            "subject_id",
-            "occurred_at",
-            "payload",
-            "kafka_partition",
-            "kafka_offset",
-        ]
         started = time.perf_counter()
         for first in range(0, len(rows), chunk):
             await connection.copy_records_to_table(
-                "bench_copy", records=rows[first : first + chunk], columns=columns
+                "bench_copy", records=rows[first : first + chunk], columns=EVENT_COLUMNS
             )
         return len(rows) / (time.perf_counter() - started)
     finally:
