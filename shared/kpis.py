@@ -1,6 +1,11 @@
 """KPI catalogue v1 (kpis.md): ids and names shared by metrics, alerts and the boards."""
 
 from dataclasses import dataclass
+from datetime import timedelta, timezone
+
+# Periods are local calendar periods in Asia/Ho_Chi_Minh (kpis.md). It has been UTC+7 without daylight
+# saving since 1975, so a fixed offset is exact for every date this system sees, and cheaper than ZoneInfo.
+LOCAL_TZ = timezone(timedelta(hours=7), "ICT")
 
 
 @dataclass(frozen=True, slots=True)

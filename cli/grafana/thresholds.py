@@ -5,16 +5,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import yaml
 
-from shared.kpis import KPIS
+from shared.kpis import KPIS, LOCAL_TZ
 from shared.targets import TARGETS_PATH, Target, Targets
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS_DIR = REPO / "deploy" / "units"
-LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 COMPARATOR_TEXT = {">=": "≥", ">": ">", "<=": "≤"}
 
 

@@ -4,13 +4,15 @@ Instants are "local seconds": seconds since 1970-01-01 00:00 in Asia/Ho_Chi_Minh
 A deadline of N working days is N x 8 working hours counted over working time only (domain.md §2).
 """
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from itertools import accumulate
 
 import holidays
 
-ICT = timezone(timedelta(hours=7), "ICT")
+from shared.kpis import LOCAL_TZ
+
+ICT = LOCAL_TZ
 UTC_OFFSET = 7 * 3600
 DAY = 86_400
 MORNING_START = 7 * 3600  # 07:00

@@ -18,11 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 import holidays
 
-LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+from shared.kpis import LOCAL_TZ
+
 WINDOW = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 
 

@@ -11,8 +11,9 @@ import asyncpg
 from aiokafka import ConsumerRecord
 
 from services.ingest import queries
-from services.ingest.cases import LOCAL_TZ, CaseState, apply_events, count_days, fold_case
+from services.ingest.cases import CaseState, apply_events, count_days, fold_case
 from shared.events import CaseEvent, DocumentSent, Event
+from shared.kpis import LOCAL_TZ
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,12 @@
 """Fold a case file's events, in any arrival order, into its current state (kpis.md, "Precise readings")."""
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from operator import itemgetter
 from typing import Any
 
-# Asia/Ho_Chi_Minh has been UTC+7 without daylight saving since 1975: a fixed offset is exact for
-# every date this system sees, and converting to it is much cheaper than a ZoneInfo lookup.
-LOCAL_TZ = timezone(timedelta(hours=7), "ICT")
+from shared.kpis import LOCAL_TZ
+
 TERMINAL_TYPES = frozenset({"resolved", "refused", "withdrawn"})
 
 

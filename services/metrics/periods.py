@@ -3,9 +3,9 @@
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
-LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+from shared.kpis import LOCAL_TZ
+
 SCOPE_PATTERN = re.compile(
     r"^(?:(unit|subtree):([a-z0-9][a-z0-9.-]{0,63})|level:([a-z0-9_-]{1,32})|province)$"
 )
