@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     # Periods whose last day is older than this are not alerted on (alerts) nor published to alerts
     # (metrics), so a backfill of old data computes counts without flooding unit heads.
     ALERTS_LOOKBACK_DAYS: int = 45
+    # True: the KPI reads of the metrics API (/api/v1/kpis, /api/v1/units) need no token (a trusted
+    # network only). Every other route needs a Bearer token (`dvc tokens create`).
+    API_READ_PUBLIC: bool = False
 
     @field_validator("DATABASE_URL")
     @classmethod
@@ -58,6 +61,7 @@ class AlertsSettings(Settings):
     ALERTS_CONFIRM_SECONDS: float = 600.0  # a pending breach also enters after persisting this long
     ALERTS_RESOLVE_SECONDS: float = 1800.0  # a recovery also resolves after persisting this long
     ALERTS_ESCALATION_SECONDS: float = 14400.0  # unacknowledged this long: the parent unit's head is told
+    ALERTS_ACK_LINK_DAYS: float = 7.0  # an acknowledgement link in a message works this long
     ALERTS_MIN_SAMPLES: int = 20
     ALERTS_RECOVERY_MARGIN: float = 0.005
     ALERTS_OFFICE_HOURS: str = "07:30-11:30,13:30-17:00"  # local time, working days only (digests)

@@ -1,5 +1,7 @@
 """SQL of the board panels, run by Grafana as the read-only role dvc_reader.
 
+dvc_reader reads only the views of the `reporting` schema (migration 0006), never the tables.
+
 Period counts come from PostgreSQL (the KPI day cells), summed then divided, like the metrics API.
 Grafana macros used: $__timeFrom(), $__timeTo(); variables: ${unit:sqlstring}.
 """
@@ -35,16 +37,16 @@ def kpi_variable(kpis: list[str]) -> str:
 
 UNIT_VARIABLE = """
 SELECT u.unit_id AS __value, u.name || ' (' || l.name || ')' AS __text
-FROM units u JOIN unit_levels l ON l.level = u.level
+FROM reporting.units u JOIN reporting.unit_levels l ON l.level = u.level
 ORDER BY l.rank, u.name
 """
 
 UNIT_INFO = f"""
 SELECT u.name AS "Đơn vị", l.name AS "Cấp", coalesce(p.name, '—') AS "Đơn vị cấp trên",
        u.head_name AS "Thủ trưởng", u.unit_id AS "Mã đơn vị"
-FROM units u
-JOIN unit_levels l ON l.level = u.level
-LEFT JOIN units p ON p.unit_id = u.parent_id
+FROM reporting.units u
+JOIN reporting.unit_levels l ON l.level = u.level
+LEFT JOIN reporting.units p ON p.unit_id = u.parent_id
 WHERE u.unit_id = {UNIT}
 """
 
@@ -53,7 +55,7 @@ SELECT c.case_id AS "Mã hồ sơ", c.procedure_code AS "Mã TTHC", c.received_a
        c.deadline AS "Hạn giải quyết",
        round(extract(epoch FROM now() - c.deadline) / 86400.0, 1) AS "Số ngày quá hạn",
        CASE WHEN c.apology_at IS NULL THEN 'Chưa có' ELSE 'Đã có' END AS "Văn bản xin lỗi"
-FROM cases c
+FROM reporting.cases c
 WHERE c.unit_id = {UNIT} AND c.closed_at IS NULL AND c.paused_since IS NULL AND c.deadline < now()
 ORDER BY c.deadline
 LIMIT 500
@@ -62,7 +64,7 @@ LIMIT 500
 OFFER_RATE_THIS_MONTH = f"""
 SELECT count(DISTINCT procedure_code) FILTER (WHERE online)::float8
        / nullif(count(DISTINCT procedure_code), 0) AS "Tỷ lệ"
-FROM procedure_days
+FROM reporting.procedure_days
 WHERE day >= {MONTH_START} AND day < ({MONTH_START} + interval '1 month')::date
 """
 
@@ -73,15 +75,15 @@ def monthly_trend(*, unit_filter: bool) -> str:
     return f"""
 WITH counts AS (
   SELECT date_trunc('month', day)::date AS month, kpi, sum(numerator) AS n, sum(denominator) AS d
-  FROM kpi_day_cells WHERE {where} GROUP BY 1, 2
+  FROM reporting.kpi_day_cells WHERE {where} GROUP BY 1, 2
   UNION ALL
   SELECT date_trunc('month', day)::date, 'online_offer_rate',
          count(DISTINCT procedure_code) FILTER (WHERE online), count(DISTINCT procedure_code)
-  FROM procedure_days WHERE {where} GROUP BY 1
+  FROM reporting.procedure_days WHERE {where} GROUP BY 1
   UNION ALL
   SELECT date_trunc('month', day)::date, 'apology_coverage',
          count(DISTINCT case_id) FILTER (WHERE apologized), count(DISTINCT case_id)
-  FROM overdue_days WHERE {where} GROUP BY 1
+  FROM reporting.overdue_days WHERE {where} GROUP BY 1
 )
 SELECT c.month::timestamp AT TIME ZONE {LOCAL_TZ} AS "time", k.name AS metric, c.n::float8 / c.d AS value
 FROM counts c JOIN {kpi_names()} USING (kpi)
@@ -95,9 +97,9 @@ def level_trend(kpi: str) -> str:
     return f"""
 SELECT date_trunc('month', c.day)::timestamp AT TIME ZONE {LOCAL_TZ} AS "time", l.name AS metric,
        sum(c.numerator)::float8 / sum(c.denominator) AS value
-FROM kpi_day_cells c
-JOIN units u ON u.unit_id = c.unit_id
-JOIN unit_levels l ON l.level = u.level
+FROM reporting.kpi_day_cells c
+JOIN reporting.units u ON u.unit_id = c.unit_id
+JOIN reporting.unit_levels l ON l.level = u.level
 WHERE c.kpi = '{kpi}' AND c.day BETWEEN {FIRST_DAY} AND {LAST_DAY}
 GROUP BY 1, 2, l.rank
 HAVING sum(c.denominator) > 0
@@ -106,15 +108,12 @@ ORDER BY 1, l.rank
 
 
 LAST_EVENTS = """
-SELECT u.name AS "Đơn vị", l.name AS "Cấp", e.last_at AS "Sự kiện gần nhất",
-       round(extract(epoch FROM now() - e.last_at) / 3600.0, 1) AS "Số giờ", u.unit_id AS "Mã đơn vị"
-FROM units u
-JOIN unit_levels l ON l.level = u.level
-LEFT JOIN LATERAL (
-  SELECT max(occurred_at) AS last_at FROM events
-  WHERE events.unit_id = u.unit_id AND occurred_at <= now() + interval '1 hour'
-) e ON true
-ORDER BY e.last_at NULLS FIRST, l.rank, u.name
+SELECT u.name AS "Đơn vị", l.name AS "Cấp", e.last_event_at AS "Sự kiện gần nhất",
+       round(extract(epoch FROM now() - e.last_event_at) / 3600.0, 1) AS "Số giờ", u.unit_id AS "Mã đơn vị"
+FROM reporting.units u
+JOIN reporting.unit_levels l ON l.level = u.level
+JOIN reporting.unit_last_events e ON e.unit_id = u.unit_id
+ORDER BY e.last_event_at NULLS FIRST, l.rank, u.name
 """
 
 RECENT_ALERTS = f"""
@@ -122,7 +121,7 @@ SELECT a.opened_at AS "Mở lúc", coalesce(k.name, a.kpi) AS "Chỉ tiêu", a.p
        CASE WHEN a.resolved_at IS NULL THEN 'Đang mở'
             WHEN a.resolution = 'recovered' THEN 'Đã đạt lại' ELSE 'Hết kỳ' END AS "Trạng thái",
        a.acknowledged_at AS "Đã xác nhận lúc", a.escalated_at AS "Báo cấp trên lúc", a.resolved_at AS "Đóng lúc"
-FROM alerts a LEFT JOIN {kpi_names()} USING (kpi)
+FROM reporting.alerts a LEFT JOIN {kpi_names()} USING (kpi)
 WHERE a.unit_id = {UNIT}
 ORDER BY a.opened_at DESC
 LIMIT 50
@@ -135,7 +134,7 @@ SELECT channel AS "Kênh",
        count(notification_id) FILTER (WHERE status = 'failed') AS "Thất bại",
        count(notification_id) FILTER (WHERE status IN ('cancelled', 'expired')) AS "Huỷ/hết hạn",
        extract(epoch FROM max(now() - created_at) FILTER (WHERE status = 'pending')) AS "Chờ lâu nhất"
-FROM notifications
+FROM reporting.notifications
 WHERE created_at BETWEEN $__timeFrom()::timestamptz AND $__timeTo()::timestamptz
 GROUP BY channel
 ORDER BY channel

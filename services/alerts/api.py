@@ -1,25 +1,30 @@
 """JSON API of alerts: states and alerts, acknowledgement (API and signed link), silences.
 
-The API is for operators on a trusted network (behind the reverse proxy, like the other services'
-APIs); the only route meant for recipients is the signed acknowledgement link, which needs no login:
-its HMAC token acknowledges that one alert and nothing else.
+Every route needs a Bearer API token (shared/auth.py): `viewer` reads alert states and silences,
+`operator` also reads an alert's deliveries (recipients' addresses) and writes (acknowledges,
+silences). The only routes meant for recipients are the acknowledgement link's page and its form,
+which need no login: the link's signed token acknowledges that one alert, for that recipient, until
+it expires, and a GET on the link changes nothing.
 """
 
-import html
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs
 
 import asyncpg
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
-from services.alerts import queries
+from services.alerts import ackpage, queries
 from services.alerts.lifecycle import Engine
-from services.alerts.signing import ack_token_valid
+from services.alerts.signing import AckGrant, InvalidLink, read_ack_token
+from shared.auth import OPERATOR, VIEWER, Principal
 from shared.kpis import KPI_BY_ID
 
 router = APIRouter(prefix="/api/v1")
+Operator = Annotated[Principal, OPERATOR]
+MAX_FORM_BYTES = 4096
 StateName = Literal["ok", "at_risk", "below_target", "insufficient_data"]
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -145,7 +150,12 @@ def state_out(row: asyncpg.Record) -> AlertStateOut:
     return AlertStateOut(**fields, kpi_name=KPI_BY_ID[row["kpi"]].name_vi, alert=alert)
 
 
-@router.get("/alerts", response_model=list[AlertStateOut], summary="Alert states of units' KPIs")
+@router.get(
+    "/alerts",
+    response_model=list[AlertStateOut],
+    summary="Alert states of units' KPIs (viewer)",
+    dependencies=[VIEWER],
+)
 async def list_alerts(
     request: Request,
     state: StateName | None = None,
@@ -173,60 +183,125 @@ async def read_alert(connection: asyncpg.Connection, alert_id: int) -> AlertOut:
     return AlertOut(**dict(row), notifications=notifications, acknowledgements=acks)
 
 
-@router.get("/alerts/{alert_id}", response_model=AlertOut, summary="An alert and its history")
+@router.get(
+    "/alerts/{alert_id}",
+    response_model=AlertOut,
+    summary="An alert and its history, with recipients (operator)",
+    dependencies=[OPERATOR],
+)
 async def get_alert(request: Request, alert_id: int) -> AlertOut:
     """The alert, who was notified through which channel with which result, and its acknowledgements."""
     async with pool_of(request).acquire() as connection:
         return await read_alert(connection, alert_id)
 
 
-@router.post("/alerts/{alert_id}/ack", response_model=AlertOut, summary="Acknowledge an alert")
-async def acknowledge(request: Request, alert_id: int, body: AckIn) -> AlertOut:
+def signed_by(principal: Principal, claimed: str) -> str:
+    """Who did it: the name the caller gives, and the token it used."""
+    return f"{claimed} [mã truy cập / token: {principal.name}]"
+
+
+@router.post("/alerts/{alert_id}/ack", response_model=AlertOut, summary="Acknowledge an alert (operator)")
+async def acknowledge(request: Request, alert_id: int, body: AckIn, principal: Operator) -> AlertOut:
     """Acknowledge an alert (idempotent: the first acknowledgement stops the escalation)."""
     async with pool_of(request).acquire() as connection, connection.transaction():
         await queries.acknowledge_alert(
-            connection, alert_id=alert_id, by=body.by, via="api", note=body.note, now=datetime.now(UTC)
+            connection,
+            alert_id=alert_id,
+            by=signed_by(principal, body.by),
+            via="api",
+            note=body.note,
+            now=datetime.now(UTC),
         )
         return await read_alert(connection, alert_id)
 
 
-@router.get(
-    "/alerts/{alert_id}/ack", response_class=HTMLResponse, summary="Acknowledge through the signed link"
-)
-async def acknowledge_by_link(
-    request: Request, alert_id: int, token: Annotated[str, Query(max_length=128)]
-) -> HTMLResponse:
-    """Acknowledge the alert whose signed link was followed; answer with a small Vietnamese page."""
+def check_link(request: Request, alert_id: int, token: str) -> AckGrant:
+    """Return what a link's token grants, or raise InvalidLink."""
     engine: Engine = request.app.state.engine
-    if not ack_token_valid(engine.links.signing_key, alert_id, token):
-        raise HTTPException(status_code=403, detail="liên kết không hợp lệ / invalid link")
+    return read_ack_token(engine.links.signing_key, alert_id, token, now=datetime.now(UTC))
+
+
+def recipient_name(request: Request, grant: AckGrant) -> str:
+    """Return "<head> (<unit>)" of the link's recipient, or the unit id if the registry lost it."""
+    engine: Engine = request.app.state.engine
+    unit = engine.directory.units.get(grant.recipient_unit_id)
+    return f"{unit.head_name} ({unit.name})" if unit else grant.recipient_unit_id
+
+
+def alert_view(request: Request, row: asyncpg.Record) -> ackpage.AlertView:
+    """Describe an alert for the link's pages."""
+    engine: Engine = request.app.state.engine
+    return ackpage.describe(row, engine.directory.units.get(row["unit_id"]))
+
+
+@router.get(
+    "/alerts/{alert_id}/ack",
+    response_class=HTMLResponse,
+    summary="The signed link of a message: a confirmation page (changes nothing)",
+)
+async def confirm_by_link(request: Request, alert_id: int, token: str = "") -> HTMLResponse:
+    """Show the alert and a button; a wrong, expired or malformed token gets a 403 page."""
+    try:
+        grant = check_link(request, alert_id, token)
+    except InvalidLink as exc:
+        return ackpage.refused_page(str(exc))
+    async with pool_of(request).acquire() as connection:
+        row = await queries.fetch_alert(connection, alert_id=alert_id)
+        if row is None:
+            return ackpage.refused_page(f"không có cảnh báo số {alert_id} / unknown alert", 404)
+        view = alert_view(request, row)
+    return ackpage.confirmation_page(view, token, recipient_name(request, grant))
+
+
+@router.post(
+    "/alerts/{alert_id}/ack/confirm",
+    response_class=HTMLResponse,
+    summary="The confirmation page's form: acknowledge on behalf of the link's recipient",
+)
+async def acknowledge_by_link(request: Request, alert_id: int) -> HTMLResponse:
+    """Acknowledge with the token posted by the confirmation page's form."""
+    body = await request.body()
+    fields = parse_qs(body.decode("utf-8", "replace")) if len(body) <= MAX_FORM_BYTES else {}
+    try:
+        grant = check_link(request, alert_id, (fields.get("token") or [""])[0])
+    except InvalidLink as exc:
+        return ackpage.refused_page(str(exc))
     async with pool_of(request).acquire() as connection, connection.transaction():
         row = await queries.acknowledge_alert(
-            connection, alert_id=alert_id, by="liên kết trong thư", via="link", note="", now=datetime.now(UTC)
+            connection,
+            alert_id=alert_id,
+            by=f"{recipient_name(request, grant)} qua liên kết trong thư",
+            via="link",
+            note="",
+            now=datetime.now(UTC),
         )
-    if row is None:
-        raise HTTPException(status_code=404, detail=f"không có cảnh báo này / unknown alert {alert_id}")
-    name = KPI_BY_ID[row["kpi"]].name_vi if row["kpi"] in KPI_BY_ID else row["kpi"]
-    text = f"Đã xác nhận cảnh báo số {alert_id}: {row['unit_id']} – {name} ({row['period']})."
-    page = f'<!DOCTYPE html><html lang="vi"><body><p>{html.escape(text)}</p></body></html>'
-    return HTMLResponse(page)
+        if row is None:
+            return ackpage.refused_page(f"không có cảnh báo số {alert_id} / unknown alert", 404)
+        view = alert_view(request, row)
+    return ackpage.done_page(view)
 
 
-@router.post("/silences", response_model=SilenceOut, status_code=201, summary="Create a silence")
-async def create_silence(request: Request, body: SilenceIn) -> SilenceOut:
+@router.post("/silences", response_model=SilenceOut, status_code=201, summary="Create a silence (operator)")
+async def create_silence(request: Request, body: SilenceIn, principal: Operator) -> SilenceOut:
     """Hold back notices of a unit and/or KPI (all if omitted) between starts_at (default now) and ends_at."""
     starts_at = body.starts_at or datetime.now(UTC)
     if body.ends_at <= starts_at:
         raise HTTPException(
             status_code=400, detail="ends_at phải sau starts_at / ends_at must follow starts_at"
         )
-    fields = {**body.model_dump(), "starts_at": starts_at}
+    fields = {
+        **body.model_dump(),
+        "starts_at": starts_at,
+        "created_by": signed_by(principal, body.created_by),
+    }
     async with pool_of(request).acquire() as connection:
         row = await queries.insert_silence(connection, fields=fields)
     return SilenceOut(**dict(row))
 
 
-@router.get("/silences", response_model=list[SilenceOut], summary="List silences")
+@router.get(
+    "/silences", response_model=list[SilenceOut], summary="List silences (viewer)", dependencies=[VIEWER]
+)
 async def list_silences(request: Request, include_expired: bool = False) -> list[SilenceOut]:
     """Silences not yet ended (every silence with include_expired=true), newest first."""
     async with pool_of(request).acquire() as connection:
@@ -236,7 +311,9 @@ async def list_silences(request: Request, include_expired: bool = False) -> list
     return [SilenceOut(**dict(row)) for row in rows]
 
 
-@router.delete("/silences/{silence_id}", status_code=204, summary="End a silence")
+@router.delete(
+    "/silences/{silence_id}", status_code=204, summary="End a silence (operator)", dependencies=[OPERATOR]
+)
 async def delete_silence(request: Request, silence_id: int) -> Response:
     """End a silence now (it stays in the history)."""
     async with pool_of(request).acquire() as connection:

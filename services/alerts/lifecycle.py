@@ -64,6 +64,7 @@ class Engine:
             signing_key=settings.ALERTS_SIGNING_KEY.get_secret_value(),
             grafana_enabled=settings.GRAFANA_TOKEN is not None,
             escalation_seconds=settings.ALERTS_ESCALATION_SECONDS,
+            ack_link_seconds=settings.ALERTS_ACK_LINK_DAYS * 86400,
         )
         return cls(
             settings, targets, Directory(), policy, links, {channel: asyncio.Event() for channel in CHANNELS}

@@ -44,6 +44,12 @@ class Links:
     signing_key: str
     grafana_enabled: bool
     escalation_seconds: float
+    ack_link_seconds: float = 7 * 86400.0
+
+    def ack_url(self, alert_id: int, recipient: Unit, now: datetime) -> str:
+        """Return the acknowledgement link of an alert for one recipient, valid `ack_link_seconds`."""
+        expires = int(now.timestamp() + self.ack_link_seconds)
+        return ack_url(self.public_url, self.signing_key, alert_id, recipient.unit_id, expires)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +93,7 @@ def alert_message(kind: str, ref: AlertRef, *, recipient: Unit, links: Links, no
         lines += budget_lines(ref.figures, ref.kpi, ref.period) + forecast_lines(ref.figures, ref.period)
     lines.append(("Bảng theo dõi của đơn vị", dashboard_url(links.grafana_url, ref.unit.unit_id)))
     if kind != "resolved":
-        lines.append(
-            ("Xác nhận đã nhận cảnh báo", ack_url(links.public_url, links.signing_key, ref.alert_id))
-        )
+        lines.append(("Xác nhận đã nhận cảnh báo", links.ack_url(ref.alert_id, recipient, now)))
     lines.append(f"Số liệu tính đến {stamp(now)}. Mã cảnh báo: {ref.alert_id}.")
     subject = f"[{title}] {ref.unit.name} – {kpi_name} {label}: {value}"
     return render(subject, f"Kính gửi {recipient.head_name} ({recipient.name}),", lines)
@@ -113,7 +117,7 @@ def alert_payload(
         "text": message.text,
         "links": {
             "dashboard": dashboard_url(links.grafana_url, ref.unit.unit_id),
-            "ack": ack_url(links.public_url, links.signing_key, ref.alert_id) if kind != "resolved" else None,
+            "ack": links.ack_url(ref.alert_id, recipient, now) if kind != "resolved" else None,
         },
         "created_at": now.isoformat(),
     }

@@ -1,4 +1,8 @@
-"""JSON API of the KPIs: any scope and period, a unit's overdue cases, the registry with statuses."""
+"""JSON API of the KPIs: any scope and period, a unit's overdue cases, the registry with statuses.
+
+Every route needs a Bearer API token of role viewer or above (shared/auth.py); with
+DVC_API_READ_PUBLIC=true the KPI reads (/kpis, /units) are open, the overdue case lists never are.
+"""
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -9,10 +13,12 @@ from pydantic import BaseModel
 
 from services.metrics import queries
 from services.metrics.periods import Period, Scope, current_periods, local_today, parse_period, parse_scope
+from shared.auth import VIEWER, Role, require
 from shared.kpis import KPIS
 from shared.targets import Target, Targets
 
 router = APIRouter(prefix="/api/v1")
+KPI_READER = require(Role.viewer, open_setting="read_public")
 
 
 class KpiFigure(BaseModel):
@@ -159,7 +165,9 @@ def parse_or_400(text: str, parser: type[Period] | type[Scope]) -> Period | Scop
         raise HTTPException(status_code=400, detail=str(exc)) from exc
 
 
-@router.get("/kpis", response_model=KpiReport, summary="KPIs for a scope and period")
+@router.get(
+    "/kpis", response_model=KpiReport, summary="KPIs for a scope and period", dependencies=[KPI_READER]
+)
 async def read_kpis(
     request: Request,
     scope: str = Query(description="unit:<id>, level:<name>, subtree:<id> or province"),
@@ -200,7 +208,10 @@ async def read_kpis(
 
 
 @router.get(
-    "/units/{unit_id}/overdue", response_model=list[OverdueCase], summary="A unit's overdue open cases"
+    "/units/{unit_id}/overdue",
+    response_model=list[OverdueCase],
+    summary="A unit's overdue open cases",
+    dependencies=[VIEWER],
 )
 async def read_overdue_cases(request: Request, unit_id: str) -> list[OverdueCase]:
     """Open case files past their deadline (not paused), the oldest deadline first."""
@@ -213,7 +224,10 @@ async def read_overdue_cases(request: Request, unit_id: str) -> list[OverdueCase
 
 
 @router.get(
-    "/units", response_model=list[UnitStatus], summary="The unit registry with current-month statuses"
+    "/units",
+    response_model=list[UnitStatus],
+    summary="The unit registry with current-month statuses",
+    dependencies=[KPI_READER],
 )
 async def read_units(request: Request) -> list[UnitStatus]:
     """Every unit with its KPIs for the current local month."""

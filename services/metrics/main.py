@@ -24,7 +24,7 @@ def create(settings: Settings) -> FastAPI:
         api.router,
         settings,
         title="dvc-monitor metrics: chỉ số theo đơn vị / KPIs per unit",
-        state={"targets": targets},
+        state={"targets": targets, "read_public": settings.API_READ_PUBLIC},
         background=[
             partial(sweep_deadlines_forever, lookback_days=settings.ALERTS_LOOKBACK_DAYS),
             partial(collector.refresh_forever, targets=targets),

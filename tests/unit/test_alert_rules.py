@@ -30,7 +30,13 @@ from services.alerts.rules import (
     evaluate,
     silenced_until,
 )
-from services.alerts.signing import ack_token, ack_token_valid, webhook_signature
+from services.alerts.signing import (
+    InvalidLink,
+    ack_token,
+    read_ack_token,
+    webhook_signature,
+    webhook_signature_valid,
+)
 from services.alerts.stats import (
     _normal_cdf,
     beta_binomial_cdf,
@@ -259,11 +265,53 @@ def test_silences_match_unit_kpi_and_time() -> None:
 
 def test_signatures_are_hmac_sha256() -> None:
     key = "k" * 32
-    assert ack_token(key, 42) == hmac.new(key.encode(), b"42", hashlib.sha256).hexdigest()
-    assert ack_token_valid(key, 42, ack_token(key, 42))
-    assert not ack_token_valid(key, 43, ack_token(key, 42))
+    expires = 1_800_000_000
+    token = ack_token(key, 42, "a.c1", expires)
+    digest = hmac.new(key.encode(), f"ack.42.YS5jMQ.{expires}".encode(), hashlib.sha256).hexdigest()
+    assert token == f"{expires}.YS5jMQ.{digest}"  # base64url("a.c1") = YS5jMQ
+    grant = read_ack_token(key, 42, token, now=datetime(2026, 1, 1, tzinfo=UTC))
+    assert (grant.alert_id, grant.recipient_unit_id) == (42, "a.c1")
     expected = hmac.new(b"secret", b"1700000000.{}", hashlib.sha256).hexdigest()
     assert webhook_signature("secret", 1700000000, b"{}") == f"sha256={expected}"
+
+
+@pytest.mark.parametrize(
+    ("alert_id", "token", "now", "reason"),
+    [
+        (43, None, datetime(2026, 1, 1, tzinfo=UTC), "invalid"),  # another alert
+        (42, None, datetime(2027, 2, 1, tzinfo=UTC), "expired"),  # after 2027-01-15
+        (42, "CHANGE_RECIPIENT", datetime(2026, 1, 1, tzinfo=UTC), "invalid"),  # other recipient, same HMAC
+        (42, "CHANGE_EXPIRY", datetime(2026, 1, 1, tzinfo=UTC), "invalid"),  # extended expiry
+        (42, "1800000000.YS5jMQ.đã", datetime(2026, 1, 1, tzinfo=UTC), "malformed"),  # non-ASCII
+        (42, "", datetime(2026, 1, 1, tzinfo=UTC), "malformed"),
+        (42, "x" * 5000, datetime(2026, 1, 1, tzinfo=UTC), "malformed"),
+        (42, "-1.YS5jMQ.00", datetime(2026, 1, 1, tzinfo=UTC), "malformed"),
+        (42, "1800000000.YS5jMQ", datetime(2026, 1, 1, tzinfo=UTC), "malformed"),
+    ],
+)
+def test_a_wrong_expired_or_malformed_ack_token_is_refused(
+    alert_id: int, token: str | None, now: datetime, reason: str
+) -> None:
+    key = "k" * 32
+    good = ack_token(key, 42, "a.c1", 1_800_000_000)  # 2027-01-15
+    expires, recipient, digest = good.split(".")
+    token = {
+        None: good,
+        "CHANGE_RECIPIENT": f"{expires}.YS5jMg.{digest}",
+        "CHANGE_EXPIRY": f"1900000000.{recipient}.{digest}",
+    }.get(token, token)
+    with pytest.raises(InvalidLink, match=reason):
+        read_ack_token(key, alert_id, token, now=now)
+
+
+def test_a_webhook_signature_is_checked_with_its_timestamp_tolerance() -> None:
+    body = b'{"kind":"firing"}'
+    signature = webhook_signature("secret", 1_700_000_000, body)
+    assert webhook_signature_valid("secret", "1700000000", signature, body, now=1_700_000_299)
+    assert not webhook_signature_valid("secret", "1700000000", signature, body, now=1_700_000_301)  # replay
+    assert not webhook_signature_valid("secret", "1700000000", signature, body + b" ", now=1_700_000_000)
+    assert not webhook_signature_valid("secret", "1700000001", signature, body, now=1_700_000_000)
+    assert not webhook_signature_valid("secret", "١٧", signature, body, now=1_700_000_000)  # non-ASCII digits
 
 
 HOSTILE = Unit(
@@ -288,7 +336,11 @@ def test_messages_state_the_figures_in_vietnamese() -> None:
     assert "Còn được phép trễ 2 hồ sơ trong tháng." in message.text
     assert "khả năng đạt chỉ tiêu: 29%" in message.text  # 0.295 (design table: 0.30)
     assert "http://grafana:3000/d/dvc-unit?var-unit=c1" in message.text
-    assert f"https://dvc.example/api/v1/alerts/7/ack?token={ack_token('k' * 32, 7)}" in message.text
+    expires = int(datetime(2025, 11, 26, 7, 30, tzinfo=UTC).timestamp()) + 7 * 86400
+    assert (
+        f"https://dvc.example/api/v1/alerts/7/ack?token={ack_token('k' * 32, 7, 'c1', expires)}"
+        in message.text
+    )
     assert "Số liệu tính đến 14:30 ngày 26/11/2025" in message.text
 
 
