@@ -18,7 +18,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from cli.db import SERVICE_ROLES, migrate
+from cli.tokens import create_token
 from cli.units import Registry, store_registry
+from shared.auth import Role
 from shared.config import MigrationSettings
 from shared.db import init_connection
 
@@ -105,6 +107,30 @@ async def database() -> AsyncIterator[MigratedDatabase]:
     await connection.close()
 
 
+async def create_api_token(database: MigratedDatabase, role: Role, name: str = "test") -> str:
+    """Create an API token as `dvc tokens create` does; return the token."""
+    connection = await asyncpg.connect(database.admin_dsn)
+    try:
+        return (await create_token(connection, name=name, role=role))[1]
+    finally:
+        await connection.close()
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header of an API token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="session")
+async def operator_token(database: MigratedDatabase) -> str:
+    return await create_api_token(database, Role.operator, "test operator")
+
+
+@pytest.fixture(scope="session")
+async def viewer_token(database: MigratedDatabase) -> str:
+    return await create_api_token(database, Role.viewer, "test viewer")
+
+
 @pytest.fixture
 async def admin_db(database: MigratedDatabase) -> AsyncIterator[asyncpg.Connection]:
     connection = await asyncpg.connect(database.admin_dsn)
@@ -136,6 +162,7 @@ class ServiceProcess:
         self.port = int(env["DVC_HTTP_PORT"])
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        self.headers: dict[str, str] = {}  # what the test's API calls send (an API token)
 
     def start(self) -> "ServiceProcess":
         log = self.log_path.open("ab")

@@ -51,7 +51,7 @@ def ack_token(key: str, alert_id: int, recipient_unit_id: str, expires: int) -> 
 def read_ack_token(key: str, alert_id: int, token: str, *, now: datetime) -> AckGrant:
     """Return what the token grants, or raise InvalidLink (never another error, whatever the input)."""
     parts = token.split(".") if token.isascii() and len(token) <= ACK_TOKEN_MAX_LENGTH else []
-    if len(parts) != 3 or not parts[0].isdigit() or len(parts[0]) > 12:
+    if len(parts) != 3 or not parts[0].isdigit() or len(parts[0]) > 12 or parts[0].startswith("0"):
         raise InvalidLink("liên kết không hợp lệ / malformed link")
     expires_text, recipient, digest = parts
     if not hmac.compare_digest(

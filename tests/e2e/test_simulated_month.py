@@ -21,7 +21,15 @@ from cli.sim.stream import generate_events, truth_line
 from cli.units import read_registry
 from shared import topics
 from shared.kpis import KPIS
-from tests.conftest import MigratedDatabase, ServiceRunner, free_port, load_registry, read_topic, wait_until
+from tests.conftest import (
+    MigratedDatabase,
+    ServiceRunner,
+    bearer,
+    free_port,
+    load_registry,
+    read_topic,
+    wait_until,
+)
 from tests.e2e.truth import ICT, expected_counts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -50,6 +58,7 @@ async def test_a_simulated_month_matches_the_ground_truth(
     service_runner: ServiceRunner,
     admin_db: asyncpg.Connection,
     request: pytest.FixtureRequest,
+    viewer_token: str,
 ) -> None:
     registry = read_registry(REGISTRY)
     await admin_db.execute(
@@ -111,7 +120,9 @@ async def test_a_simulated_month_matches_the_ground_truth(
     assert dead == {(raw_bytes(line), line["expected_reason"]) for line in bad}
 
     months = sorted({f"{start:%Y-%m}", f"{now.astimezone(ICT):%Y-%m}"})
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{metrics.port}", timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{metrics.port}", timeout=30, headers=bearer(viewer_token)
+    ) as client:
         for month in months:
             expected = expected_counts(truth, month, datetime.now(UTC))
 
@@ -164,7 +175,9 @@ async def test_a_simulated_month_matches_the_ground_truth(
     # in the daily digest.
     heads = {unit.id: unit.head.email for unit in registry.units}
     current = f"month:{now.astimezone(ICT):%Y-%m}"
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{alerts.port}", timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{alerts.port}", timeout=30, headers=bearer(viewer_token)
+    ) as client:
 
         async def to_notify() -> set[str]:
             rows = (await client.get("/api/v1/alerts", params={"state": "below_target"})).json()

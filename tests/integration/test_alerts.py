@@ -33,6 +33,7 @@ from tests.conftest import (
     MigratedDatabase,
     ServiceProcess,
     ServiceRunner,
+    bearer,
     free_port,
     load_registry,
     produce,
@@ -221,6 +222,7 @@ class Harness:
     smtp_port: int
     receiver: Receiver
     database: MigratedDatabase
+    token: str  # an operator's API token
     service: ServiceProcess | None = None
 
     async def start(self, *, webhooks: dict[str, str] | None = None, **extra: str) -> ServiceProcess:
@@ -255,7 +257,7 @@ class Harness:
 
     def api(self) -> httpx.AsyncClient:
         assert self.service is not None
-        return httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.service.port}")
+        return httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.service.port}", headers=bearer(self.token))
 
     async def states(self, **params: str) -> list[dict[str, Any]]:
         async with self.api() as client:
@@ -297,8 +299,9 @@ def harness(
     smtp: tuple[Mailbox, int],
     receiver: Receiver,
     database: MigratedDatabase,
+    operator_token: str,
 ) -> Iterator[Harness]:
-    running = Harness(service_runner, smtp[0], smtp[1], receiver, database)
+    running = Harness(service_runner, smtp[0], smtp[1], receiver, database, operator_token)
     yield running
     if running.service is not None:  # leave the consumer group cleanly: the next test joins at once
         assert running.service.stop() in (0, -signal.SIGTERM), running.service.log_tail()
@@ -464,7 +467,10 @@ async def test_an_unacknowledged_alert_escalates_to_the_parent_head_and_an_ackno
     local_link = link.replace(PUBLIC_URL, f"http://127.0.0.1:{service.port}")
     async with harness.api() as client:
         assert (await client.get(local_link.replace("token=", "token=0"))).status_code == 403
-        acked = await client.get(local_link)  # C1: the signed link in the e-mail
+        page = await client.get(local_link)  # C1: the signed link in the e-mail shows a confirmation page
+        assert page.status_code == 200 and "Xác nhận cảnh báo" in page.text
+        token = local_link.split("token=", 1)[1]
+        acked = await client.post(local_link.split("?")[0] + "/confirm", data={"token": token})
         assert acked.status_code == 200 and "Đã xác nhận cảnh báo" in acked.text
         [c2] = [s for s in await harness.states(unit_id=C2) if s["kpi"] == "on_time_rate"]
         response = await client.post(

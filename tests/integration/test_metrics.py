@@ -11,7 +11,15 @@ import pytest
 from cli.metrics import audit
 from shared import topics
 from shared.kpis import KPIS
-from tests.conftest import MigratedDatabase, ServiceProcess, ServiceRunner, load_registry, produce, wait_until
+from tests.conftest import (
+    MigratedDatabase,
+    ServiceProcess,
+    ServiceRunner,
+    bearer,
+    load_registry,
+    produce,
+    wait_until,
+)
 from tests.factories import at, case_event, document_sent, encode, random_id, received, small_registry
 
 pytestmark = pytest.mark.integration
@@ -98,7 +106,7 @@ def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 async def kpis(metrics: ServiceProcess, scope: str, period: str) -> dict[str, dict[str, Any]]:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=metrics.headers) as client:
         response = await client.get(
             f"http://127.0.0.1:{metrics.port}/api/v1/kpis", params={"scope": scope, "period": period}
         )
@@ -112,14 +120,16 @@ def counts(report: dict[str, dict[str, Any]], kpi: str) -> tuple[int, int | None
 
 @pytest.fixture
 async def pipeline(
-    database: MigratedDatabase, service_runner: ServiceRunner, admin_db: asyncpg.Connection
+    database: MigratedDatabase, service_runner: ServiceRunner, admin_db: asyncpg.Connection, viewer_token: str
 ) -> ServiceProcess:
     await admin_db.execute(
         "TRUNCATE events, event_ids, cases, documents, kpi_day_cells, procedure_days, overdue_days"
     )
     await load_registry(database, small_registry(COMMUNE, OTHER))
     await service_runner.start("ingest")
-    return await service_runner.start("metrics")
+    metrics = await service_runner.start("metrics")
+    metrics.headers = bearer(viewer_token)
+    return metrics
 
 
 async def test_hand_worked_scenario_shuffled_and_duplicated(
@@ -217,7 +227,7 @@ async def test_a_deadline_passing_without_events_counts_within_a_minute(
     local_day = (now + timedelta(hours=7)).date()
 
     async def overdue() -> bool:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(headers=pipeline.headers) as client:
             listed = (
                 await client.get(f"http://127.0.0.1:{pipeline.port}/api/v1/units/{COMMUNE}/overdue")
             ).json()
@@ -239,7 +249,9 @@ async def test_a_deadline_passing_without_events_counts_within_a_minute(
 
 
 async def test_bad_parameters_get_400_never_500(pipeline: ServiceProcess) -> None:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{pipeline.port}") as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{pipeline.port}", headers=pipeline.headers
+    ) as client:
         for params in (
             {"scope": "unit:nope", "period": "month:2021-03"},
             {"scope": "galaxy", "period": "year:2021"},

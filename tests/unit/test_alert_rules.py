@@ -286,6 +286,7 @@ def test_signatures_are_hmac_sha256() -> None:
         (42, "", datetime(2026, 1, 1, tzinfo=UTC), "malformed"),
         (42, "x" * 5000, datetime(2026, 1, 1, tzinfo=UTC), "malformed"),
         (42, "-1.YS5jMQ.00", datetime(2026, 1, 1, tzinfo=UTC), "malformed"),
+        (42, "LEADING_ZERO", datetime(2026, 1, 1, tzinfo=UTC), "malformed"),  # same HMAC, other text
         (42, "1800000000.YS5jMQ", datetime(2026, 1, 1, tzinfo=UTC), "malformed"),
     ],
 )
@@ -299,6 +300,7 @@ def test_a_wrong_expired_or_malformed_ack_token_is_refused(
         None: good,
         "CHANGE_RECIPIENT": f"{expires}.YS5jMg.{digest}",
         "CHANGE_EXPIRY": f"1900000000.{recipient}.{digest}",
+        "LEADING_ZERO": f"0{good}",
     }.get(token, token)
     with pytest.raises(InvalidLink, match=reason):
         read_ack_token(key, alert_id, token, now=now)
