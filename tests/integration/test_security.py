@@ -3,7 +3,10 @@ acknowledgement link of a real e-mail (a scanner's GET changes nothing, the form
 wrong, foreign, expired and non-ASCII tokens get a 403 page), dvc_reader refused everything but the
 reporting views, and a real webhook checked (and its replay refused) by the README's example."""
 
+import os
 import re
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -275,9 +278,8 @@ async def test_a_real_webhook_passes_the_readme_check_and_its_replay_does_not(ha
     assert not verify(WEBHOOK_SECRET, headers, body, now=now + 301)  # replayed 5 minutes later
     assert not verify(WEBHOOK_SECRET, headers, body + b" ", now=now)  # altered body
     assert not verify("another-secret-0123456789", headers, body, now=now)
-    assert not verify(
-        WEBHOOK_SECRET, {**headers, "X-DVC-Timestamp": str(int(now))}, body, now=now
-    )  # re-dated
+    later = now + 301  # replayed 5 minutes later with the timestamp re-dated: the signature no longer fits
+    assert not verify(WEBHOOK_SECRET, {**headers, "X-DVC-Timestamp": str(int(later))}, body, now=later)
     assert not verify(WEBHOOK_SECRET, {**headers, "X-DVC-Signature": "sha256=đ"}, body, now=now)
     timestamp, signature = headers["X-DVC-Timestamp"], headers["X-DVC-Signature"]
     assert webhook_signature_valid(WEBHOOK_SECRET, timestamp, signature, body, now=now)
@@ -355,3 +357,42 @@ async def test_every_panel_sql_runs_as_dvc_reader(database: MigratedDatabase) ->
             await reader.fetch(expand_sql(raw, unit="s.c1"))  # raises if any relation is refused
     finally:
         await reader.close()
+
+
+def run_dvc(database: MigratedDatabase, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the `dvc` CLI with the admin DSN, as an administrator does."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DVC_")}
+    env["DVC_DATABASE_URL"] = database.admin_dsn
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_dvc_tokens_create_list_revoke_through_the_cli(
+    database: MigratedDatabase, metrics: ServiceProcess
+) -> None:
+    created = run_dvc(database, "tokens", "create", "--name", "Chuyên viên B", "--role", "operator")
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    assert token.startswith("dvc_") and "không hiện lại" in created.stderr  # shown once, on stdout only
+    [line] = [
+        line for line in run_dvc(database, "tokens", "list").stdout.splitlines() if "Chuyên viên B" in line
+    ]
+    token_id, role, prefix = line.split("\t")[:3]
+    assert role == "operator" and prefix == token[:10] + "…" and token not in line
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{metrics.port}", headers=bearer(token)
+    ) as client:
+        assert (await client.get("/api/v1/units")).status_code == 200
+        assert run_dvc(database, "tokens", "revoke", token_id).returncode == 0
+        assert (await client.get("/api/v1/units")).status_code == 401
+    again = run_dvc(database, "tokens", "revoke", token_id)
+    assert again.returncode == 1 and "Không có mã còn hiệu lực" in again.stderr
+    assert (
+        run_dvc(database, "tokens", "create", "--name", "x", "--role", "admin").returncode == 2
+    )  # no such role
