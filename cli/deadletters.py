@@ -4,7 +4,7 @@ Reads `dvc.dead-letters.v1` (with `DVC_TOPIC_PREFIX`) directly with aiokafka, bo
 offsets taken at the start, so every command terminates. `replay` re-publishes a dead letter's
 original value, key and non-`dvc-*` headers to its source topic, adding `dvc-replayed-at` and
 `dvc-replay-of` (`<dead-letter topic>/<partition>/<offset>`). Its progress is the committed offset of
-the consumer group `dvc-deadletters-replay.<reason>` on the dead-letter topic, saved only once every
+the consumer group `[prefix]dvc-deadletters-replay.<reason>` on the dead-letter topic, saved only once every
 re-published message is acknowledged: a second `replay` sends only what was dead-lettered since,
 and an interrupted one sends its messages again, which ingest's `event_id` deduplication makes
 harmless (`--from-start` re-sends everything on purpose).
@@ -21,6 +21,7 @@ from typing import Annotated
 
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from shared import topics
 from shared.events import EVENT_TYPES_BY_TOPIC
@@ -140,13 +141,15 @@ async def open_consumer(bootstrap: str, group_id: str | None) -> AsyncIterator[A
         await consumer.stop()
 
 
-async def assign_topic(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    """Assign every partition of `topic` (none if the topic does not exist yet)."""
-    if topic not in await consumer.topics():
-        return []
-    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-    consumer.assign(partitions)
-    return partitions
+async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
+    """Return the partitions of `topic`, none if it does not exist (without creating it)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = [t for t in await admin.describe_topics() if t["topic"] == topic]
+    finally:
+        await admin.close()
+    return sorted(TopicPartition(topic, p["partition"]) for t in described for p in t["partitions"])
 
 
 async def seek_start(
@@ -189,12 +192,16 @@ async def read_until(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int])
 
 
 async def read_dead_letters(
-    consumer: AIOKafkaConsumer, topic: str, *, since: datetime | None, resume: bool = False
+    consumer: AIOKafkaConsumer,
+    partitions: list[TopicPartition],
+    *,
+    since: datetime | None,
+    resume: bool = False,
 ) -> tuple[list[DeadLetter], dict[TopicPartition, int]]:
     """Return the dead letters from the start position up to the current end, and those end offsets."""
-    partitions = await assign_topic(consumer, topic)
     if not partitions:
         return [], {}
+    consumer.assign(partitions)
     end = await consumer.end_offsets(partitions)
     await seek_start(consumer, partitions, since=since, resume=resume)
     records = await read_until(consumer, end)
@@ -221,9 +228,9 @@ def replay_headers(
     ]
 
 
-def replay_group(reason: str) -> str:
-    """Return the consumer group that holds the replay progress of one reason."""
-    return f"{REPLAY_GROUP}.{reason}"
+def replay_group(topic_prefix: str, reason: str) -> str:
+    """Return the consumer group that holds the replay progress of one reason (prefixed like the services')."""
+    return f"{topic_prefix}{REPLAY_GROUP}.{reason}"
 
 
 async def replay(
@@ -237,12 +244,11 @@ async def replay(
 ) -> ReplayResult:
     """Re-publish the matching dead letters to their source topics; save the progress after the acks."""
     dead_letter_topic = topic_prefix + topics.DEAD_LETTERS
-    group_id = replay_group(reason)
+    group_id = replay_group(topic_prefix, reason)
     result = ReplayResult(sent=Counter(), skipped=[], group_id=group_id)
+    partitions = await partitions_of(bootstrap, dead_letter_topic)
     async with open_consumer(bootstrap, group_id) as consumer:
-        letters, end = await read_dead_letters(
-            consumer, dead_letter_topic, since=since, resume=not from_start
-        )
+        letters, end = await read_dead_letters(consumer, partitions, since=since, resume=not from_start)
         chosen = [letter for letter in letters if matches(letter, reason=reason, since=since)]
         targets = [(letter, replay_target(letter, topic_prefix)) for letter in chosen]
         result.skipped.extend(letter for letter, target in targets if target is None)
@@ -274,8 +280,9 @@ async def replay(
 
 async def collect(bootstrap: str, topic_prefix: str, *, since: datetime | None) -> list[DeadLetter]:
     """Read every dead letter (since a time) without a consumer group."""
+    partitions = await partitions_of(bootstrap, topic_prefix + topics.DEAD_LETTERS)
     async with open_consumer(bootstrap, None) as consumer:
-        letters, _ = await read_dead_letters(consumer, topic_prefix + topics.DEAD_LETTERS, since=since)
+        letters, _ = await read_dead_letters(consumer, partitions, since=since)
     return letters
 
 
