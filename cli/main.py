@@ -2,7 +2,7 @@
 
 import typer
 
-from cli import alerts, db, docs, grafana, infra, metrics, simulate, tokens, units
+from cli import alerts, db, deadletters, docs, grafana, infra, metrics, simulate, tokens, units
 
 app = typer.Typer(
     help="dvc-monitor: giám sát dịch vụ công trực tuyến / online public-service monitoring.",
@@ -13,6 +13,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(units.app, name="units")
 app.add_typer(metrics.app, name="metrics")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(deadletters.app, name="deadletters")
 app.add_typer(docs.app, name="docs")
 app.add_typer(grafana.app, name="grafana")
 app.add_typer(tokens.app, name="tokens")

@@ -1,4 +1,4 @@
-"""Event contract v1 (event-contract.md): one frozen model per event type and the parser of raw bytes.
+"""Event contract v1.1 (event-contract.md): one frozen model per event type and the parser of raw bytes.
 
 `parse_event` returns either a validated event or a `Rejection` carrying the contract's reason code.
 The checks run in the contract's order: decoding, object, `event_type`, then the model's fields in
@@ -22,10 +22,15 @@ from pydantic import (
     StrictStr,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
 )
 from pydantic_core import PydanticCustomError, PydanticUndefined
 
 from shared import topics
+from shared.kpis import LOCAL_TZ
+
+# v1.1: the local years a timestamp may fall in; sentinels such as 9999-12-31 or 0001-01-01 are bad input.
+FIRST_YEAR, LAST_YEAR = 2000, 2099
 
 
 def parse_timestamp(value: Any) -> datetime:
@@ -38,10 +43,35 @@ def parse_timestamp(value: Any) -> datetime:
         raise PydanticCustomError("bad_timestamp", "not an ISO 8601 timestamp") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise PydanticCustomError("naive_timestamp", "the timestamp has no UTC offset")
+    year = local_year(parsed)
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise PydanticCustomError(
+            "bad_timestamp",
+            "the local (Asia/Ho_Chi_Minh, UTC+7) year {year} is outside the allowed range {first}..{last}",
+            {"year": year, "first": FIRST_YEAR, "last": LAST_YEAR},
+        )
     return parsed
 
 
-Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
+def local_year(value: datetime) -> int:
+    """Return the Asia/Ho_Chi_Minh year of an aware instant (0 or 10000 just beyond Python's range)."""
+    try:
+        return value.astimezone(LOCAL_TZ).year
+    except OverflowError:  # only at the edges of years 1 and 9999
+        return value.year + (1 if value.year == datetime.max.year else -1)
+
+
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(parse_timestamp),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": f"ISO 8601 with an explicit UTC offset; local (UTC+7) year {FIRST_YEAR}..{LAST_YEAR}",
+        }
+    ),
+]
 Id64 = Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)]
 Id128 = Annotated[StrictStr, StringConstraints(min_length=1, max_length=128)]
 

@@ -4,7 +4,8 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
@@ -14,7 +15,7 @@ from faststream.kafka import KafkaMessage, KafkaRouter
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.metrics import queries
-from services.metrics.periods import local_today, parse_period
+from services.metrics.periods import is_supported_day, local_today, parse_period
 from shared import topics
 from shared.app import PartitionAssignment
 from shared.config import Settings
@@ -39,9 +40,32 @@ CELLS_RECOMPUTED = Counter(
 )
 SWEEPS = Counter("metrics_sweeps_total", "Deadline sweeps run.")
 LAST_SWEEP = Gauge("metrics_last_sweep_timestamp_seconds", "Unix time of the last completed deadline sweep.")
+UNSUPPORTED_DAYS = Counter(
+    "metrics_unsupported_days_total",
+    "Dirty days outside the contract's years 2000..2099: cells recomputed, no KPI update published.",
+)
 for _trigger in ("change", "deadline"):
     CELLS_RECOMPUTED.labels(_trigger)
 
+
+@dataclass(slots=True)
+class OnceWarning:
+    """A warning logged the first time only (a metric counts every occurrence)."""
+
+    message: str
+    emitted: bool = False
+
+    def emit(self, *args: object) -> None:
+        """Log the warning unless it was logged before in this process."""
+        if not self.emitted:
+            self.emitted = True
+            logger.warning(self.message, *args)
+
+
+UNSUPPORTED_WARNING = OnceWarning(
+    "a dirty day outside the supported years (first: %s) was recomputed but has no period to publish; "
+    "such days are counted in metrics_unsupported_days_total and logged only this once"
+)
 ASSIGNMENT = PartitionAssignment()
 router = KafkaRouter()
 kpi_updates = router.publisher(
@@ -106,10 +130,19 @@ async def recompute(pool: asyncpg.Pool, dirty: dict[str, set[date]], *, trigger:
     return now
 
 
-def touched_periods(days: Iterable[date], *, not_before: date) -> set[str]:
-    """Return the months and years that contain the given days and end on or after `not_before`."""
-    months = {f"month:{day:%Y-%m}" for day in days}
-    years = {f"year:{day.year}" for day in days}
+def touched_periods(days: Collection[date], *, not_before: date) -> set[str]:
+    """Return the months and years that contain the given days and end on or after `not_before`.
+
+    Days outside the contract's years (a sentinel date stored before v1.1) have no period: they are
+    counted and skipped, so they can never stop the units' other updates.
+    """
+    supported = {day for day in days if is_supported_day(day)}
+    skipped = sorted(set(days) - supported)
+    if skipped:
+        UNSUPPORTED_DAYS.inc(len(skipped))
+        UNSUPPORTED_WARNING.emit(skipped[0])
+    months = {f"month:{day:%Y-%m}" for day in supported}
+    years = {f"year:{day.year}" for day in supported}
     return {name for name in months | years if parse_period(name).last >= not_before}
 
 

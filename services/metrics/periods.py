@@ -4,6 +4,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from shared.events import FIRST_YEAR, LAST_YEAR
 from shared.kpis import LOCAL_TZ
 
 SCOPE_PATTERN = re.compile(
@@ -30,6 +31,21 @@ class Scope:
 
 def parse_period(text: str) -> Period:
     """Parse `day:2021-03-04`, `month:2021-03`, `quarter:2021-Q1`, `year:2021` or `ytd:2021-05-15`."""
+    period = parse_period_name(text)
+    if not (is_supported_day(period.first) and is_supported_day(period.last)):
+        raise ValueError(
+            f"kỳ ngoài phạm vi / period {text!r} outside the supported years {FIRST_YEAR}..{LAST_YEAR}"
+        )
+    return period
+
+
+def is_supported_day(day: date) -> bool:
+    """Tell whether a local day lies in the contract's years (event-contract.md v1.1)."""
+    return FIRST_YEAR <= day.year <= LAST_YEAR
+
+
+def parse_period_name(text: str) -> Period:
+    """Parse a period name of any year Python's dates hold."""
     kind, _, value = text.partition(":")
     try:
         if kind == "day":

@@ -137,12 +137,17 @@ async def fetch_crossed_deadlines(
     connection: asyncpg.Connection, *, after: datetime, until: datetime
 ) -> list[tuple[str, date]]:
     """Return the (unit, local day) cells of open, running cases whose deadline passed in (after, until]."""
+    # The day is kept within dates Python holds: a sentinel `clock_since` stored before contract v1.1
+    # (year 9999) would otherwise be a local day of year 10000 that cannot be decoded.
     rows = await connection.fetch(
         f"""
-        SELECT DISTINCT unit_id, (greatest(deadline, clock_since) AT TIME ZONE {LOCAL_TZ_SQL})::date AS day
-        FROM cases
-        WHERE closed_at IS NULL AND paused_since IS NULL AND deadline IS NOT NULL AND unit_id IS NOT NULL
-          AND deadline > $1 AND deadline <= $2
+        SELECT DISTINCT unit_id, day FROM (
+            SELECT unit_id, (greatest(deadline, clock_since) AT TIME ZONE {LOCAL_TZ_SQL})::date AS day
+            FROM cases
+            WHERE closed_at IS NULL AND paused_since IS NULL AND deadline IS NOT NULL AND unit_id IS NOT NULL
+              AND deadline > $1 AND deadline <= $2
+        ) crossed
+        WHERE day <= '9999-12-31'::date
         """,
         after,
         until,
