@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main command: on a fresh machine, bring the whole system up natively (PostgreSQL, Kafka,
 # Prometheus, the three services, an SMTP sink) and play the simulator in accelerated mode over the
-# last two weeks, so KPIs move and the first alerts arrive within minutes. Ctrl-C stops everything.
+# last two weeks, so KPIs move and the first alerts arrive within minutes. Ctrl-C stops everything it
+# started within seconds (infrastructure that was already running is left running).
 #
 # Environment: DVC_REGISTRY (default deploy/units/ha-tinh-2021.yaml), DVC_DEMO_DAYS (14),
 # DVC_DEMO_SPEED (simulated seconds per real second, default 5000: two weeks in about 4 minutes),
@@ -11,8 +12,12 @@ set -euo pipefail
 # Ctrl-C must work even when this script was started in the background of another script
 # (`bash scripts/up.sh &`), which starts it with SIGINT ignored: bash cannot trap a signal that was
 # ignored on entry, so start again once with SIGINT at its default.
-if (($(awk '/^SigIgn:/ { print "0x" $2 }' "/proc/$$/status") & 2)) && [ -z "${DVC_UP_SIGINT_RESET:-}" ]; then
-  DVC_UP_SIGINT_RESET=1 exec env --default-signal=INT bash "${BASH_SOURCE[0]}" "$@"
+ignored=$(awk '/^SigIgn:/ { print "0x" $2 }' "/proc/$$/status" 2>/dev/null || true)
+if ((${ignored:-0} & 2)) && [ -z "${DVC_UP_SIGINT_RESET:-}" ]; then
+  if env --default-signal=INT true 2>/dev/null; then
+    DVC_UP_SIGINT_RESET=1 exec env --default-signal=INT bash "${BASH_SOURCE[0]}" "$@"
+  fi
+  echo "CẢNH BÁO / WARNING: SIGINT bị bỏ qua, Ctrl-C sẽ không dừng / SIGINT is ignored, Ctrl-C will not stop this script" >&2
 fi
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO_ROOT"
@@ -33,11 +38,10 @@ INFRA_OWNED=1     # 0: the infrastructure was already running before us, so we l
 
 # Process handling. Every long-running child runs under setsid, in its own session and process
 # group: a Ctrl-C (SIGINT to the terminal's foreground group) reaches this script only, never the
-# children. (A background child of a non-interactive bash ignores SIGINT anyway, so the simulator
-# would never see it; and bash may skip its own INT trap when a child exits on SIGINT.) The trap
-# then stops everything in order: the simulator and the services with SIGTERM (SIGKILL after
-# STOP_GRACE s), then the infrastructure, itself under setsid so that a second Ctrl-C cannot cut
-# `infra.sh down` short.
+# children (a background child of a non-interactive bash ignores SIGINT anyway). The trap then stops
+# everything in order: the simulator and the services with SIGTERM (SIGKILL after STOP_GRACE s: a
+# killed batch is redelivered), then the infrastructure with `infra.sh down`, itself under setsid:
+# a second Ctrl-C used to kill it halfway, leaving PostgreSQL and Kafka running.
 
 group_alive() { kill -0 -- "-$1" 2>/dev/null; }
 

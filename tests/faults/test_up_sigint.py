@@ -11,9 +11,11 @@ directory, and the pids in its infrastructure pidfiles), and up.sh itself.
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -98,7 +100,7 @@ def up_environment(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def own_procs(session: int, data_assignment: bytes, data_dir: Path) -> list[Proc]:
+def own_procs(session: int | None, data_assignment: bytes, data_dir: Path) -> list[Proc]:
     """What up.sh runs now: its session, every process carrying its data dir, its infrastructure pids."""
     infra = set(pidfile_pids(data_dir))
     return [
@@ -109,10 +111,10 @@ def own_procs(session: int, data_assignment: bytes, data_dir: Path) -> list[Proc
     ]
 
 
-def still_running(snapshot: list[Proc], run: "PrivateUp") -> list[Proc]:
-    """The snapshotted processes still alive (same start time), and any process the run has now."""
+def still_running(snapshot: list[Proc], run: "PrivateUp", keep: frozenset[Proc]) -> list[Proc]:
+    """The snapshotted processes still alive (same start time), and any process the run has now, but `keep`."""
     alive = {proc for proc in snapshot if read_proc(proc.pid) == proc}
-    return sorted(alive | set(run.procs()), key=lambda proc: proc.pid)
+    return sorted((alive | set(run.procs())) - keep, key=lambda proc: proc.pid)
 
 
 def wait_for_simulator(up: subprocess.Popen[bytes], output: Path) -> None:
@@ -120,7 +122,8 @@ def wait_for_simulator(up: subprocess.Popen[bytes], output: Path) -> None:
     deadline = time.monotonic() + START_SECONDS
     while SIMULATOR_REPORTS not in output.read_text(errors="replace"):
         if up.poll() is not None or time.monotonic() > deadline:
-            os.killpg(up.pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(up.pid, signal.SIGTERM)
             up.wait(timeout=60)
             pytest.fail(
                 f"up.sh did not get the simulator running:\n{output.read_text(errors='replace')[-3000:]}"
@@ -163,34 +166,51 @@ class PrivateUp:
         return f"DVC_DATA_DIR={self.data_dir}".encode()
 
     def procs(self) -> list[Proc]:
-        """What this run runs now (nothing before it started)."""
-        return own_procs(self.process.pid, self.assignment, self.data_dir) if self.process else []
+        """What this run runs now: up.sh's session and every process of its data dir."""
+        return own_procs(self.process.pid if self.process else None, self.assignment, self.data_dir)
+
+    def infra(self, command: str) -> None:
+        """Run `scripts/infra.sh <command>` on this run's data dir and ports."""
+        result = subprocess.run(  # noqa: S603 (fixed command)
+            ["bash", str(REPO / "scripts" / "infra.sh"), command],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.fixture
 def private_up(tmp_path: Path) -> Iterator[PrivateUp]:
-    """A private up.sh run; whatever it leaves behind (a failed test) is stopped afterwards."""
-    data_dir = tmp_path / "data"
+    """A private up.sh run; whatever it leaves behind (a failed test) is stopped afterwards.
+
+    The data dir is not under tmp_path: infra.sh lets the postgres user traverse its parents, and a
+    concurrent pytest session resets /tmp/pytest-of-<user> to 0700.
+    """
+    data_dir = Path(tempfile.mkdtemp(prefix="dvc-up-sigint-")).resolve()
     run = PrivateUp(data_dir, tmp_path / "up.out", up_environment(data_dir))
     yield run
     if run.procs():
-        subprocess.run(  # noqa: S603 (fixed command)
-            ["bash", str(REPO / "scripts" / "infra.sh"), "down"],
-            env=run.env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=180,
-            check=False,
-        )
+        with contextlib.suppress(AssertionError):
+            run.infra("down")
         for proc in run.procs():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGKILL)
     if run.process:
         run.process.wait(timeout=60)
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def run_up_and_interrupt(run: PrivateUp, command: list[str], interrupts: int) -> float:
-    """Start up.sh, wait for the simulator, send `interrupts` SIGINTs to its group; seconds until all is gone."""
+def run_up_and_interrupt(
+    run: PrivateUp, command: list[str], interrupts: int, keep: frozenset[Proc] = frozenset()
+) -> float:
+    """Start up.sh, wait for the simulator, send `interrupts` SIGINTs to its group; seconds until all is gone.
+
+    `keep`: processes that must survive (an infrastructure that ran before up.sh).
+    """
     with run.output.open("wb") as sink:
         run.process = up = subprocess.Popen(  # noqa: S603 (fixed command)
             command,
@@ -204,6 +224,7 @@ def run_up_and_interrupt(run: PrivateUp, command: list[str], interrupts: int) ->
     wait_for_simulator(up, run.output)
     snapshot = run.procs()
     commands = " ".join(proc.cmdline for proc in snapshot)
+    snapshot = [proc for proc in snapshot if proc not in keep]
     for part in ("dvc simulate", "aiosmtpd", "services.ingest.main", "services.metrics.main",
                  "services.alerts.main", "kafka.Kafka", "prometheus", f"-D {run.data_dir}/postgres"):  # fmt: skip
         assert part in commands, f"{part!r} not among up.sh's processes: {commands}"
@@ -212,10 +233,10 @@ def run_up_and_interrupt(run: PrivateUp, command: list[str], interrupts: int) ->
     for _ in range(interrupts):
         os.killpg(up.pid, signal.SIGINT)
         time.sleep(0.3)
-    left = still_running(snapshot, run)
+    left = still_running(snapshot, run, keep)
     while left and time.monotonic() - started < STOP_SECONDS:
         time.sleep(0.1)
-        left = still_running(snapshot, run)
+        left = still_running(snapshot, run, keep)
     elapsed = time.monotonic() - started
 
     text = run.output.read_text(errors="replace")
@@ -255,3 +276,17 @@ def test_one_ctrl_c_stops_up_sh_even_when_started_with_sigint_ignored(private_up
     elapsed = run_up_and_interrupt(private_up, command, interrupts=1)
 
     assert elapsed < STOP_SECONDS
+
+
+@pytest.mark.usefixtures("untouched_shared_infra")
+def test_ctrl_c_leaves_running_the_infrastructure_that_ran_before_up_sh(private_up: PrivateUp) -> None:
+    private_up.infra("up")
+    infra = frozenset(proc for proc in map(read_proc, pidfile_pids(private_up.data_dir)) if proc is not None)
+    command = ["env", "--default-signal=INT", "bash", str(UP_SH)]
+
+    elapsed = run_up_and_interrupt(private_up, command, interrupts=1, keep=infra)
+
+    assert elapsed < STOP_SECONDS
+    assert len(infra) >= 3
+    assert all(read_proc(proc.pid) == proc for proc in infra), "up.sh stopped infrastructure it did not start"
+    assert "left running" in private_up.output.read_text()
