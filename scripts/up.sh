@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # The main command: on a fresh machine, bring the whole system up natively (PostgreSQL, Kafka,
 # Prometheus, the three services, an SMTP sink) and play the simulator in accelerated mode over the
-# last two weeks, so KPIs move and the first alerts arrive within minutes. Ctrl-C stops everything.
+# last two weeks, so KPIs move and the first alerts arrive within minutes. Ctrl-C stops everything it
+# started within seconds (infrastructure that was already running is left running).
 #
 # Environment: DVC_REGISTRY (default deploy/units/ha-tinh-2021.yaml), DVC_DEMO_DAYS (14),
 # DVC_DEMO_SPEED (simulated seconds per real second, default 5000: two weeks in about 4 minutes),
 # DVC_DEMO_SCALE (1.0 = the province's real volume), DVC_SMTP_PORT (2525), DVC_*_HTTP_PORT (8001-8003),
 # DVC_NO_SIMULATOR=1 to start the services without the demo stream.
 set -euo pipefail
+# Ctrl-C must work even when this script was started in the background of another script
+# (`bash scripts/up.sh &`), which starts it with SIGINT ignored: bash cannot trap a signal that was
+# ignored on entry, so start again once with SIGINT at its default.
+ignored=$(awk '/^SigIgn:/ { print "0x" $2 }' "/proc/$$/status" 2>/dev/null || true)
+if ((${ignored:-0} & 2)) && [ -z "${DVC_UP_SIGINT_RESET:-}" ]; then
+  if env --default-signal=INT true 2>/dev/null; then
+    DVC_UP_SIGINT_RESET=1 exec env --default-signal=INT bash "${BASH_SOURCE[0]}" "$@"
+  fi
+  echo "CẢNH BÁO / WARNING: SIGINT bị bỏ qua, Ctrl-C sẽ không dừng / SIGINT is ignored, Ctrl-C will not stop this script" >&2
+fi
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO_ROOT"
 
@@ -21,21 +32,56 @@ DEMO_SPEED=${DVC_DEMO_SPEED:-5000}
 DEMO_SCALE=${DVC_DEMO_SCALE:-1.0}
 LOGS=$DVC_DATA_DIR/logs
 MAIL_DIR=$DVC_DATA_DIR/mail
-PIDS=()
+STOP_GRACE=5      # seconds a service gets to finish its batch after SIGTERM, then SIGKILL
+PIDS=()           # long-running children; each leads its own session (setsid)
+INFRA_OWNED=1     # 0: the infrastructure was already running before us, so we leave it running
 
-stop_all() {
-  trap - INT TERM EXIT
-  echo
-  echo "Đang dừng / stopping..."
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+# Process handling. Every long-running child runs under setsid, in its own session and process
+# group: a Ctrl-C (SIGINT to the terminal's foreground group) reaches this script only, never the
+# children (a background child of a non-interactive bash ignores SIGINT anyway). The trap then stops
+# everything in order: the simulator and the services with SIGTERM (SIGKILL after STOP_GRACE s: a
+# killed batch is redelivered), then the infrastructure with `infra.sh down`, itself under setsid:
+# a second Ctrl-C used to kill it halfway, leaving PostgreSQL and Kafka running.
+
+group_alive() { kill -0 -- "-$1" 2>/dev/null; }
+
+stop_children() {
+  local pid i alive
+  for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+  for ((i = 0; i < STOP_GRACE * 10; i++)); do
+    alive=0
+    for pid in "${PIDS[@]}"; do group_alive "$pid" && alive=1; done
+    ((alive)) || break
+    sleep 0.1 || true  # a Ctrl-C kills the sleep, not the loop
+  done
+  for pid in "${PIDS[@]}"; do
+    if group_alive "$pid"; then
+      echo "pid $pid chưa dừng sau ${STOP_GRACE}s, gửi SIGKILL / still running after ${STOP_GRACE}s, sending SIGKILL" >&2
+      kill -KILL -- "-$pid" 2>/dev/null || true
+    fi
+  done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  bash scripts/infra.sh down || true
-  echo "Đã dừng tất cả / everything stopped"
 }
 
-start() {  # name, command...
+stop_all() {  # exit status
+  trap - EXIT
+  trap '' INT TERM HUP  # a second Ctrl-C while stopping changes nothing: the stop finishes
+  set +e                # and no failed command (an echo to a closed terminal) cuts it short
+  echo
+  echo "Đang dừng / stopping..."
+  stop_children
+  if ((INFRA_OWNED)); then
+    setsid -w bash scripts/infra.sh down || true
+  else
+    echo "Hạ tầng đã chạy trước up.sh, giữ nguyên / infrastructure was running before up.sh, left running (scripts/infra.sh down)"
+  fi
+  echo "Đã dừng tất cả / everything stopped"
+  exit "$1"
+}
+
+start() {  # name, command...: in the background, in its own session, output to its log
   local name=$1; shift
-  "$@" >"$LOGS/$name.log" 2>&1 &
+  setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
   PIDS+=($!)
 }
 
@@ -58,13 +104,19 @@ service_env() {  # role password variable
 }
 
 ensure_python_env
+if bash scripts/infra.sh status >/dev/null 2>&1; then INFRA_OWNED=0; fi
+trap 'stop_all $?' EXIT
+trap 'stop_all 130' INT
+trap 'stop_all 143' TERM
+trap 'stop_all 129' HUP
 bash scripts/infra.sh up
 load_infra_env
 mkdir -p "$LOGS" "$MAIL_DIR"/tmp "$MAIL_DIR"/new "$MAIL_DIR"/cur  # a Maildir
-trap stop_all INT TERM EXIT
 
 DVC_DATABASE_URL=$DVC_ADMIN_DATABASE_URL dvc db migrate
 DVC_DATABASE_URL=$DVC_ADMIN_DATABASE_URL dvc units load "$REGISTRY"
+# A viewer token for this demo's API reads (the APIs refuse anonymous reads); valid one day.
+DEMO_TOKEN=$(DVC_DATABASE_URL=$DVC_ADMIN_DATABASE_URL dvc tokens create --name "demo up.sh" --role viewer --days 1 2>/dev/null)
 
 start smtp python -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$MAIL_DIR"
 start ingest env "$(service_env dvc_ingest DVC_INGEST_DB_PASSWORD)" DVC_HTTP_PORT="$INGEST_PORT" \
@@ -89,16 +141,21 @@ dvc-monitor đang chạy / is running. Xem / look at:
   Prometheus:                        $DVC_PROMETHEUS_URL   (e.g. dvc_kpi_numerator, dvc_kpi_denominator)
   Thư thông báo / notification mail: $MAIL_DIR (Maildir; SMTP sink on 127.0.0.1:$SMTP_PORT)
   Nhật ký / logs:                    $LOGS
-  Grafana: with docker compose (see README); natively, push the boards with \`dvc grafana push\`.
+  Mã đọc API / API viewer token:     curl -H "Authorization: Bearer $DEMO_TOKEN" <URL>   (1 ngày / 1 day)
+  Grafana: không chạy ở chế độ này, các bảng có khi chạy docker compose (README) / not started natively,
+    the boards come with docker compose (README). Liên kết bảng trong thư / the dashboard links in the mails
+    (${DVC_GRAFANA_URL:-http://127.0.0.1:3000}) chỉ mở được nơi có Grafana / open only where a Grafana runs
+    with the boards (\`dvc grafana push\`).
 Nhấn Ctrl-C để dừng tất cả / press Ctrl-C to stop everything.
 EOF
 
 if [ "${DVC_NO_SIMULATOR:-0}" != 1 ]; then
   demo_start=$(TZ=Asia/Ho_Chi_Minh date -d "-$DEMO_DAYS days" +%Y-%m-%d)
   echo "Mô phỏng $DEMO_DAYS ngày từ $demo_start, tăng tốc x$DEMO_SPEED / simulating $DEMO_DAYS days from $demo_start at x$DEMO_SPEED"
-  dvc simulate --mode accelerated --speed "$DEMO_SPEED" --start "$demo_start" --days "$DEMO_DAYS" \
+  # output to the terminal, like the messages above
+  setsid dvc simulate --mode accelerated --speed "$DEMO_SPEED" --start "$demo_start" --days "$DEMO_DAYS" \
     --scale "$DEMO_SCALE" --bad-rate 0.002 --duplicate-rate 0.01 --shuffle-window 200 \
-    --registry "$REGISTRY" --seed "$(date +%s)" &
-  PIDS+=($!)
+    --registry "$REGISTRY" --seed "$(date +%s)" </dev/null &
+  PIDS=("$!" "${PIDS[@]}")  # signalled first: no new events for services that are stopping
 fi
 wait "${PIDS[@]}"
