@@ -6,6 +6,7 @@ import asyncio
 import email.utils
 import os
 import re
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,10 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiosmtplib
 import asyncpg
 import pytest
 from aiosmtpd.controller import Controller
 
+from services.alerts.delivery import email_sender
+from shared.config import AlertsSettings
 from tests.conftest import REPO, MigratedDatabase, ServiceRunner, free_port, wait_until
 from tests.integration.test_alerts import (
     AGENCY,
@@ -25,6 +29,8 @@ from tests.integration.test_alerts import (
     DISTRICT,
     LOCAL,
     PROVINCE,
+    SIGNING_KEY,
+    WEBHOOK_SECRET,
     Harness,
     Mailbox,
     Receiver,
@@ -274,3 +280,85 @@ async def test_past_the_horizon_a_notification_is_failed_and_alertmanager_mails_
     finally:
         for component in ("prometheus", "alertmanager"):
             infra(data_dir, "down", component, **ports, **mail)
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """Make a certificate for 127.0.0.1 with openssl; return (certificate, key)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def notification_row(notification_id: int) -> dict[str, object]:
+    """The columns of a notifications row that the e-mail sender reads."""
+    return {
+        "notification_id": notification_id,
+        "created_at": datetime.now(UTC),
+        "subject": "[Cảnh báo] thử / test",
+        "recipient": head(C1),
+        "body_text": "Kính gửi,\n",
+        "body_html": None,
+    }
+
+
+def mail_settings(port: int, **extra: str) -> AlertsSettings:
+    return AlertsSettings(
+        DATABASE_URL="postgresql://u:not-a-placeholder@127.0.0.1/x",  # type: ignore[arg-type]
+        ALERTS_SIGNING_KEY=SIGNING_KEY,  # type: ignore[arg-type]
+        WEBHOOK_SECRET=WEBHOOK_SECRET,  # type: ignore[arg-type]
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=port,
+        SMTP_FROM="giamsat-dvc@dvc-monitor.example",
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+async def test_starttls_is_required_unless_switched_off_explicitly(tmp_path: Path) -> None:
+    plain, secure = SmtpSink(), SmtpSink()
+    cert, key = self_signed_certificate(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    plain.up()
+    secure.controller = Controller(
+        secure.mailbox, hostname="127.0.0.1", port=secure.port, tls_context=context, require_starttls=True
+    )
+    secure.controller.start()
+    try:
+        with pytest.raises(aiosmtplib.SMTPException, match="STARTTLS"):  # the default: no STARTTLS, no mail
+            await email_sender(mail_settings(plain.port))(notification_row(1))  # type: ignore[arg-type]
+        with pytest.raises(ssl.SSLCertVerificationError):  # the relay's certificate is checked
+            await email_sender(mail_settings(secure.port))(notification_row(2))  # type: ignore[arg-type]
+        with pytest.raises(aiosmtplib.SMTPResponseException, match="STARTTLS"):  # a relay that insists on TLS
+            await email_sender(mail_settings(secure.port, SMTP_TLS="off"))(notification_row(3))  # type: ignore[arg-type]
+        await email_sender(mail_settings(secure.port, SMTP_CA_FILE=str(cert)))(notification_row(4))  # type: ignore[arg-type]
+        await email_sender(mail_settings(plain.port, SMTP_TLS="off"))(notification_row(5))  # type: ignore[arg-type]
+    finally:
+        plain.down()
+        secure.down()
+    assert [m["X-DVC-Notification"] for m in secure.mailbox.messages] == ["4"]
+    assert [m["X-DVC-Notification"] for m in plain.mailbox.messages] == ["5"]
+    with pytest.raises(ValueError, match="TLS"):
+        mail_settings(plain.port, SMTP_TLS="off", SMTP_USERNAME="u", SMTP_PASSWORD="p")
+    with pytest.raises(ValueError, match="SMTP_PASSWORD"):
+        mail_settings(plain.port, SMTP_USERNAME="u")
