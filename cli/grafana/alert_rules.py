@@ -139,7 +139,7 @@ def platform_alerts() -> list[dict[str, Any]]:
             wait="0m",
             severity="critical",
             summary="Thông báo không gửi được, đã bỏ qua {{ $labels.channel }} / notifications failed for good",
-            description=f"{{{{ $value }}}} thông báo đã gửi lại suốt {HORIZON_HOURS:g} giờ mà không được và bị bỏ (failed) trong "
+            description=f"Có thông báo đã gửi lại suốt {HORIZON_HOURS:g} giờ mà không được và bị bỏ (failed) trong "
             "24 giờ qua: người nhận chưa biết cảnh báo. Xem GET /api/v1/notifications?status=failed. "
             f"Notifications were retried for {HORIZON_HOURS:g} h and given up in the last 24 h.",
         ),
