@@ -1,4 +1,4 @@
-"""`dvc infra`: the native infrastructure (PostgreSQL, Kafka, Prometheus) through scripts/infra.sh."""
+"""`dvc infra`: the native infrastructure (PostgreSQL, Kafka, Alertmanager, Prometheus) through scripts/infra.sh."""
 
 import subprocess
 from pathlib import Path
@@ -7,10 +7,12 @@ from typing import Annotated
 import typer
 
 INFRA_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "infra.sh"
-COMPONENTS = ("postgres", "kafka", "prometheus")
+COMPONENTS = ("postgres", "kafka", "alertmanager", "prometheus")
 
 app = typer.Typer(help="Hạ tầng chạy trực tiếp trên máy / Native infrastructure.", no_args_is_help=True)
-Component = Annotated[str | None, typer.Argument(help="postgres | kafka | prometheus (default: all)")]
+Component = Annotated[
+    str | None, typer.Argument(help="postgres | kafka | alertmanager | prometheus (default: all)")
+]
 
 
 def run_infra(action: str, component: str | None) -> None:

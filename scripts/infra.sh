@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Native dev/CI infrastructure for dvc-monitor, without containers: PostgreSQL, Kafka 4.3.1 (KRaft,
-# single node) and Prometheus as plain background processes on 127.0.0.1, all state under
-# $DVC_DATA_DIR (default <repo>/.data).
+# single node), Alertmanager and Prometheus as plain background processes on 127.0.0.1, all state
+# under $DVC_DATA_DIR (default <repo>/.data).
 #
-#   scripts/infra.sh up|down|status|logs [postgres|kafka|prometheus]
+#   scripts/infra.sh up|down|status|logs [postgres|kafka|alertmanager|prometheus]
 #
 # Environment (defaults): DVC_DATA_DIR (<repo>/.data), DVC_PG_PORT (55432), DVC_KAFKA_PORT (59092),
-# DVC_KAFKA_CONTROLLER_PORT (59093), DVC_PROMETHEUS_PORT (59090),
+# DVC_KAFKA_CONTROLLER_PORT (59093), DVC_PROMETHEUS_PORT (59090), DVC_ALERTMANAGER_PORT (59094),
 # DVC_KAFKA_LIB_DIR ($HOME/.cache/dvc-monitor/kafka-4.3.1-lib), DVC_INGEST_HTTP_PORT (8001),
 # DVC_METRICS_HTTP_PORT (8002), DVC_ALERTS_HTTP_PORT (8003), DVC_LOGS_FOLLOW (1 on a terminal).
+# Alertmanager mails the platform alerts to DVC_OPERATOR_EMAILS (default operators@localhost) through
+# DVC_ALERTMANAGER_SMARTHOST (default DVC_SMTP_HOST:DVC_SMTP_PORT, 127.0.0.1:25) with DVC_SMTP_FROM,
+# DVC_SMTP_TLS (starttls|tls|off), DVC_SMTP_USERNAME/PASSWORD, and posts them to
+# DVC_OPERATOR_WEBHOOK_URL if set (deploy/alertmanager/render.sh; DVC_ALERTMANAGER_GROUP_WAIT, 30s).
 #
 # `up` writes $DVC_DATA_DIR/secrets.env (mode 600, random values generated once) and
 # $DVC_DATA_DIR/infra.env (addresses); both are KEY=value lines: `set -a; . infra.env; . secrets.env`.
@@ -23,6 +27,7 @@ PG_PORT=${DVC_PG_PORT:-55432}
 KAFKA_PORT=${DVC_KAFKA_PORT:-59092}
 KAFKA_CONTROLLER_PORT=${DVC_KAFKA_CONTROLLER_PORT:-59093}
 PROM_PORT=${DVC_PROMETHEUS_PORT:-59090}
+AM_PORT=${DVC_ALERTMANAGER_PORT:-59094}
 KAFKA_LIB_DIR=$(realpath -m -- "${DVC_KAFKA_LIB_DIR:-$HOME/.cache/dvc-monitor/kafka-4.3.1-lib}")
 INGEST_HTTP_PORT=${DVC_INGEST_HTTP_PORT:-8001}
 METRICS_HTTP_PORT=${DVC_METRICS_HTTP_PORT:-8002}
@@ -35,6 +40,7 @@ PG_OS_USER=postgres
 PG_DEADLINE=60
 KAFKA_DEADLINE=120
 PROM_DEADLINE=60
+AM_DEADLINE=60
 STOP_GRACE=30
 
 RUN_DIR=$DATA_DIR/run
@@ -49,8 +55,11 @@ KAFKA_LOG_DIRS=$KAFKA_DIR/kraft-combined-logs
 PROM_DIR=$DATA_DIR/prometheus
 PROM_CONFIG=$PROM_DIR/prometheus.yml
 PROM_TSDB=$PROM_DIR/data
+AM_DIR=$DATA_DIR/alertmanager
+AM_CONFIG=$AM_DIR/alertmanager.yml
+AM_DATA=$AM_DIR/data
 
-COMPONENTS=(postgres kafka prometheus)
+COMPONENTS=(postgres kafka alertmanager prometheus)
 SECRET_KEYS=(DVC_ADMIN_DB_PASSWORD DVC_INGEST_DB_PASSWORD DVC_METRICS_DB_PASSWORD
   DVC_ALERTS_DB_PASSWORD DVC_READER_DB_PASSWORD DVC_ALERTS_SIGNING_KEY DVC_WEBHOOK_SECRET)
 ADMIN_PW_NEW=0
@@ -66,13 +75,13 @@ die() { printf 'LỖI / ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
   cat >&2 <<EOF
-Cách dùng / usage: scripts/infra.sh up|down|status|logs [postgres|kafka|prometheus]
+Cách dùng / usage: scripts/infra.sh up|down|status|logs [postgres|kafka|alertmanager|prometheus]
 EOF
   exit 2
 }
 
 label() {
-  case $1 in postgres) echo PostgreSQL ;; kafka) echo Kafka ;; prometheus) echo Prometheus ;; esac
+  case $1 in postgres) echo PostgreSQL ;; kafka) echo Kafka ;; prometheus) echo Prometheus ;; alertmanager) echo Alertmanager ;; esac
 }
 
 address() {
@@ -80,6 +89,7 @@ address() {
     postgres) echo "127.0.0.1:$PG_PORT" ;;
     kafka) echo "127.0.0.1:$KAFKA_PORT" ;;
     prometheus) echo "http://127.0.0.1:$PROM_PORT" ;;
+    alertmanager) echo "http://127.0.0.1:$AM_PORT" ;;
   esac
 }
 
@@ -167,6 +177,7 @@ running_pid() {
   case $comp in
     kafka) [[ $cmd == *kafka.Kafka*"$KAFKA_CONFIG"* ]] ;;
     prometheus) [[ $cmd == *prometheus*"--storage.tsdb.path=$PROM_TSDB"* ]] ;;
+    alertmanager) [[ $cmd == *alertmanager*"--storage.path=$AM_DATA"* ]] ;;
   esac || return 1
   echo "$pid"
 }
@@ -248,6 +259,11 @@ find_prom_bin() {
   if [[ -x /usr/bin/prometheus ]]; then PROM_BIN=/usr/bin/prometheus; else PROM_BIN=$(command -v prometheus) || return 1; fi
 }
 
+AM_BIN=
+find_am_bin() {
+  if [[ -x /usr/bin/prometheus-alertmanager ]]; then AM_BIN=/usr/bin/prometheus-alertmanager; else AM_BIN=$(command -v alertmanager) || return 1; fi
+}
+
 JAVA=
 find_java() {
   local ver major
@@ -266,6 +282,7 @@ ensure_packages() {
     case $comp in
       postgres) find_pg_bin || missing+=(postgresql) ;;
       prometheus) find_prom_bin || missing+=(prometheus) ;;
+      alertmanager) find_am_bin || missing+=(prometheus-alertmanager) ;;
       kafka) find_java ;;
     esac
   done
@@ -275,6 +292,7 @@ ensure_packages() {
     case $comp in
       postgres) find_pg_bin || die "Đã cài nhưng không thấy / installed but not found: initdb, pg_ctl" ;;
       prometheus) find_prom_bin || die "Đã cài nhưng không thấy / installed but not found: prometheus" ;;
+      alertmanager) find_am_bin || die "Đã cài nhưng không thấy / installed but not found: prometheus-alertmanager" ;;
     esac
   done
 }
@@ -330,6 +348,7 @@ write_infra_env() {
     printf 'DVC_PG_HOST=127.0.0.1\nDVC_PG_PORT=%s\nDVC_PG_DATABASE=%s\n' "$PG_PORT" "$PG_DATABASE"
     printf 'DVC_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:%s\n' "$KAFKA_PORT"
     printf 'DVC_PROMETHEUS_URL=http://127.0.0.1:%s\n' "$PROM_PORT"
+    printf 'DVC_ALERTMANAGER_URL=http://127.0.0.1:%s\n' "$AM_PORT"
   } >"$tmp"
   chmod 644 -- "$tmp"
   if cmp -s -- "$tmp" "$INFRA_ENV"; then rm -f -- "$tmp"; else mv -f -- "$tmp" "$INFRA_ENV"; fi
@@ -685,6 +704,7 @@ prom_render_into() {
   text=${text//'${DVC_METRICS_HTTP_PORT}'/$METRICS_HTTP_PORT}
   text=${text//'${DVC_ALERTS_HTTP_PORT}'/$ALERTS_HTTP_PORT}
   text=${text//'${DVC_PROMETHEUS_PORT}'/$PROM_PORT}
+  text=${text//'${DVC_ALERTMANAGER_PORT}'/$AM_PORT}
   mkdir -p -- "$out/rules"
   printf '%s\n' "$text" >"$out/prometheus.yml"
   for f in "$REPO_ROOT"/deploy/prometheus/rules/*.yml; do
@@ -758,6 +778,69 @@ prom_up() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Alertmanager (the platform alerts of Prometheus, to the operators' e-mail and webhook)
+
+am_render() { # output file
+  DVC_OPERATOR_EMAILS=${DVC_OPERATOR_EMAILS:-operators@localhost} \
+    sh "$REPO_ROOT/deploy/alertmanager/render.sh" "$REPO_ROOT/deploy/alertmanager/alertmanager.yml.template" "$1"
+}
+
+am_wait_ready() {
+  local pid=$1 deadline
+  deadline=$(deadline_in "$AM_DEADLINE")
+  while :; do
+    pid_alive "$pid" || return 1
+    http_ok "$AM_PORT" /-/ready && return 0
+    before_deadline "$deadline" || return 1
+    sleep 0.3
+  done
+}
+
+am_up() {
+  local pid log t0 tmp
+  t0=$(now)
+  log=$(log_file alertmanager)
+  mkdir -p -- "$LOG_DIR" "$AM_DIR" "$AM_DATA"
+  tmp=$(mktemp "$AM_DIR/render.XXXXXX")
+  TMP_FILES+=("$tmp" "$tmp.tmp")
+  am_render "$tmp" 2>"$LOG_DIR/alertmanager-render.log" ||
+    fail_component alertmanager "cấu hình không hợp lệ / invalid settings" "$LOG_DIR/alertmanager-render.log"
+  [[ ${DVC_OPERATOR_EMAILS:-} ]] ||
+    warn "DVC_OPERATOR_EMAILS chưa đặt, cảnh báo nền tảng gửi tới operators@localhost / not set, platform alerts go to operators@localhost"
+  if pid=$(running_pid alertmanager); then
+    am_wait_ready "$pid" || fail_component alertmanager "đang chạy (pid $pid) nhưng /-/ready không trả 200 / running but /-/ready is not 200"
+    say "Alertmanager đã chạy, giữ nguyên / already running, unchanged (pid $pid): http://127.0.0.1:$AM_PORT"
+    if ! cmp -s -- "$tmp" "$AM_CONFIG"; then
+      say "  Cấu hình đã đổi; áp dụng bằng / config changed; apply with: scripts/infra.sh down alertmanager && scripts/infra.sh up alertmanager"
+    fi
+    return 0
+  fi
+  rm -f -- "$(pid_file alertmanager)"
+  if command -v amtool >/dev/null && ! amtool check-config "$tmp" >"$LOG_DIR/amtool.log" 2>&1 9>&-; then
+    fail_component alertmanager "cấu hình không hợp lệ / invalid config (amtool check-config)" "$LOG_DIR/amtool.log"
+  fi
+  mv -f -- "$tmp" "$AM_CONFIG"
+  tcp_open "$AM_PORT" && fail_component alertmanager "cổng đã bị chiếm / port already in use: 127.0.0.1:$AM_PORT" no-log
+  [[ -s $log ]] && mv -f -- "$log" "$log.1"
+  # --cluster.listen-address= (empty): no gossip port (it would listen on 0.0.0.0:9094)
+  (cd "$AM_DIR" && exec setsid "$AM_BIN" \
+    "--config.file=$AM_CONFIG" \
+    "--storage.path=$AM_DATA" \
+    "--web.listen-address=127.0.0.1:$AM_PORT" \
+    "--cluster.listen-address=") </dev/null >>"$log" 2>&1 8>&- 9>&- &
+  pid=$!
+  echo "$pid" >"$(pid_file alertmanager)"
+  if ! am_wait_ready "$pid"; then
+    local why="/-/ready không trả 200 sau ${AM_DEADLINE}s / not ready after ${AM_DEADLINE}s"
+    pid_alive "$pid" || why="tiến trình đã thoát / the process exited"
+    terminate "$pid"
+    rm -f -- "$(pid_file alertmanager)"
+    fail_component alertmanager "$why"
+  fi
+  say "Alertmanager sẵn sàng / ready: http://127.0.0.1:$AM_PORT (pid $pid, $(elapsed "$t0") s)"
+}
+
+# ---------------------------------------------------------------------------------------------
 # commands
 
 generic_down() {
@@ -784,6 +867,7 @@ cmd_up() {
       postgres) pg_up ;;
       kafka) kafka_up ;;
       prometheus) prom_up ;;
+      alertmanager) am_up ;;
     esac
   done
   say ""
@@ -810,7 +894,7 @@ cmd_down() {
 cmd_status() {
   local comp pid state rc=0 port
   for comp in "$@"; do
-    case $comp in postgres) port=$PG_PORT ;; kafka) port=$KAFKA_PORT ;; prometheus) port=$PROM_PORT ;; esac
+    case $comp in postgres) port=$PG_PORT ;; kafka) port=$KAFKA_PORT ;; prometheus) port=$PROM_PORT ;; alertmanager) port=$AM_PORT ;; esac
     if pid=$(running_pid "$comp"); then
       if tcp_open "$port"; then
         state="đang chạy / running (pid $pid)"
@@ -846,12 +930,13 @@ main() {
   local cmd=$1
   local -a comps=("${COMPONENTS[@]}")
   if (($# == 2)); then
-    case $2 in postgres | kafka | prometheus) comps=("$2") ;; *) usage ;; esac
+    case $2 in postgres | kafka | prometheus | alertmanager) comps=("$2") ;; *) usage ;; esac
   fi
   check_port_number DVC_PG_PORT "$PG_PORT"
   check_port_number DVC_KAFKA_PORT "$KAFKA_PORT"
   check_port_number DVC_KAFKA_CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT"
   check_port_number DVC_PROMETHEUS_PORT "$PROM_PORT"
+  check_port_number DVC_ALERTMANAGER_PORT "$AM_PORT"
   check_port_number DVC_INGEST_HTTP_PORT "$INGEST_HTTP_PORT"
   check_port_number DVC_METRICS_HTTP_PORT "$METRICS_HTTP_PORT"
   check_port_number DVC_ALERTS_HTTP_PORT "$ALERTS_HTTP_PORT"

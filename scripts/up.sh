@@ -109,7 +109,9 @@ trap 'stop_all $?' EXIT
 trap 'stop_all 130' INT
 trap 'stop_all 143' TERM
 trap 'stop_all 129' HUP
-bash scripts/infra.sh up
+# Alertmanager mails the platform alerts to the demo's SMTP sink (plain SMTP on loopback).
+DVC_ALERTMANAGER_SMARTHOST=127.0.0.1:$SMTP_PORT DVC_SMTP_TLS=off \
+  DVC_OPERATOR_EMAILS=${DVC_OPERATOR_EMAILS:-operators@localhost} bash scripts/infra.sh up
 load_infra_env
 mkdir -p "$LOGS" "$MAIL_DIR"/tmp "$MAIL_DIR"/new "$MAIL_DIR"/cur  # a Maildir
 
@@ -124,7 +126,7 @@ start ingest env "$(service_env dvc_ingest DVC_INGEST_DB_PASSWORD)" DVC_HTTP_POR
 start metrics env "$(service_env dvc_metrics DVC_METRICS_DB_PASSWORD)" DVC_HTTP_PORT="$METRICS_PORT" \
   python -m services.metrics.main
 start alerts env "$(service_env dvc_alerts DVC_ALERTS_DB_PASSWORD)" DVC_HTTP_PORT="$ALERTS_PORT" \
-  DVC_SMTP_HOST=127.0.0.1 DVC_SMTP_PORT="$SMTP_PORT" DVC_PUBLIC_URL="http://127.0.0.1:$ALERTS_PORT" \
+  DVC_SMTP_HOST=127.0.0.1 DVC_SMTP_PORT="$SMTP_PORT" DVC_SMTP_TLS=off DVC_PUBLIC_URL="http://127.0.0.1:$ALERTS_PORT" \
   DVC_ALERTS_EVALUATION_SECONDS=15 DVC_ALERTS_CONFIRM_SECONDS=30 DVC_ALERTS_RETRY_BASE_SECONDS=5 \
   python -m services.alerts.main
 wait_ready ingest "$INGEST_PORT"

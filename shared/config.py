@@ -1,6 +1,8 @@
 """The one settings class: environment variables with the DVC_ prefix, secrets without defaults."""
 
-from pydantic import SecretStr, field_validator
+from typing import Literal, Self
+
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"changethis", "changeme", "password", "secret", ""}
@@ -55,6 +57,13 @@ class AlertsSettings(Settings):
     SMTP_HOST: str = "127.0.0.1"
     SMTP_PORT: int = 25
     SMTP_FROM: str = "giamsat-dvc@localhost"
+    # starttls: STARTTLS is required (no mail leaves in clear); tls: implicit TLS (port 465);
+    # off: plain SMTP, only when set explicitly (a local sink, a relay on the same host)
+    SMTP_TLS: Literal["starttls", "tls", "off"] = "starttls"
+    SMTP_USERNAME: str | None = None  # SMTP AUTH, optional; needs SMTP_PASSWORD and TLS
+    SMTP_PASSWORD: SecretStr | None = None
+    SMTP_CA_FILE: str | None = None  # PEM bundle to verify the relay's certificate (default: system CAs)
+    SMTP_MESSAGE_ID_DOMAIN: str | None = None  # right side of Message-IDs (default: SMTP_FROM's domain)
     PUBLIC_URL: str = "http://127.0.0.1:8003"
     GRAFANA_TOKEN: SecretStr | None = None  # no token: no Grafana annotations
     ALERTS_EVALUATION_SECONDS: float = 60.0
@@ -65,8 +74,9 @@ class AlertsSettings(Settings):
     ALERTS_MIN_SAMPLES: int = 20
     ALERTS_RECOVERY_MARGIN: float = 0.005
     ALERTS_OFFICE_HOURS: str = "07:30-11:30,13:30-17:00"  # local time, working days only (digests)
-    ALERTS_RETRY_MAX_ATTEMPTS: int = 6
-    ALERTS_RETRY_BASE_SECONDS: float = 30.0  # delay before retry n: base * 2**(n-1)
+    ALERTS_RETRY_BASE_SECONDS: float = 30.0  # delay before retry n: base * 2**(n-1), capped, jittered
+    ALERTS_RETRY_MAX_DELAY_SECONDS: float = 900.0  # the cap of that delay
+    ALERTS_RETRY_HORIZON_SECONDS: float = 259200.0  # 72 h after its first attempt a notification is failed
     ALERTS_SEND_POLL_SECONDS: float = 1.0
     ALERTS_CHANNEL_TIMEOUT_SECONDS: float = 10.0
 
@@ -80,3 +90,16 @@ class AlertsSettings(Settings):
                 "a signing secret must be at least 16 characters, not a placeholder / khoá không hợp lệ"
             )
         return value
+
+    @model_validator(mode="after")
+    def check_smtp_login(self) -> Self:
+        """Refuse half an SMTP login, and a password sent over a connection without TLS."""
+        if (self.SMTP_USERNAME is None) != (self.SMTP_PASSWORD is None):
+            raise ValueError(
+                "SMTP_USERNAME và SMTP_PASSWORD phải đặt cùng nhau / set both SMTP_USERNAME and SMTP_PASSWORD"
+            )
+        if self.SMTP_PASSWORD is not None and self.SMTP_TLS == "off":
+            raise ValueError(
+                "không gửi mật khẩu SMTP khi DVC_SMTP_TLS=off / refusing SMTP AUTH without TLS (DVC_SMTP_TLS=off)"
+            )
+        return self

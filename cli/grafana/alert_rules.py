@@ -17,6 +17,8 @@ FULL_BATCH = MAX_RECORDS // 2
 DEAD_LETTER_SHARE = 0.01
 DEAD_LETTER_MIN = 10
 ALERTS_TICK_STALE_SECONDS = 3 * int(AlertsSettings.model_fields["ALERTS_EVALUATION_SECONDS"].default)
+NOTIFICATION_RETRY_SECONDS = 900  # a notification still retried 15 min after its first attempt
+HORIZON_HOURS = float(AlertsSettings.model_fields["ALERTS_RETRY_HORIZON_SECONDS"].default) / 3600
 SILENT_HOURS = 3
 ACTIVE_HOURS_PER_WEEK = 15  # hours with new counts in the last 7 days: a unit that usually reports
 OFFICE_FROM, OFFICE_TO = 11, 17  # evaluated 11:00-17:00 local, so the 3 h window is office time
@@ -123,12 +125,23 @@ def platform_alerts() -> list[dict[str, Any]]:
         ),
         alert(
             "DvcNotificationsFailing",
-            'sum by (channel) (increase(alerts_notifications_total{result="failed"}[1h])) > 0',
+            f"max by (channel) (alerts_notifications_oldest_retry_seconds) > {NOTIFICATION_RETRY_SECONDS}",
             wait="0m",
             severity="warning",
-            summary="Không gửi được thông báo qua {{ $labels.channel }} / notifications fail",
-            description="Có thông báo cảnh báo đã thử hết số lần mà không gửi được trong 1 giờ qua: kiểm tra máy chủ "
-            "thư, webhook hoặc token Grafana. Notifications gave up after every retry in the last hour.",
+            summary="Đang gửi lại thông báo qua {{ $labels.channel }} / notifications are being retried",
+            description=f"Có thông báo cảnh báo gửi không được từ hơn {NOTIFICATION_RETRY_SECONDS // 60} phút và đang được "
+            "gửi lại: kiểm tra máy chủ thư, webhook hoặc token Grafana. Quá hạn gửi lại thì thông báo bị bỏ (failed). "
+            f"A notification has failed for over {NOTIFICATION_RETRY_SECONDS // 60} minutes and is being retried.",
+        ),
+        alert(
+            "DvcNotificationsFailed",
+            "sum by (channel) (alerts_notifications_failed) > 0",
+            wait="0m",
+            severity="critical",
+            summary="Thông báo không gửi được, đã bỏ qua {{ $labels.channel }} / notifications failed for good",
+            description=f"Có thông báo đã gửi lại suốt {HORIZON_HOURS:g} giờ mà không được và bị bỏ (failed) trong "
+            "24 giờ qua: người nhận chưa biết cảnh báo. Xem GET /api/v1/notifications?status=failed. "
+            f"Notifications were retried for {HORIZON_HOURS:g} h and given up in the last 24 h.",
         ),
     ]
 

@@ -278,6 +278,54 @@ def alerting_panels() -> list[Panel]:
     return [firing, silent, notifications, last_events]
 
 
+def delivery_problem_panels() -> list[Panel]:
+    """Notifications waiting for a retry (a channel is down) and given up after the retry horizon."""
+    retrying = stat(
+        "Thông báo đang chờ gửi lại",
+        "Thông báo gửi lỗi đang chờ lần gửi lại (kênh có sự cố: máy chủ thư, webhook, Grafana). "
+        "/ Notifications waiting for a retry, by channel.",
+        prom("sum by (channel) (alerts_notifications_retrying)", legend="{{channel}}"),
+        width=8,
+        height=5,
+        thresholds={
+            "mode": "absolute",
+            "steps": [{"color": "green", "value": None}, {"color": "orange", "value": 1}],
+        },
+        decimals=0,
+    )
+    oldest = stat(
+        "Thông báo chờ gửi lại lâu nhất",
+        f"Thời gian từ lần gửi đầu của thông báo chờ lâu nhất; quá {a.NOTIFICATION_RETRY_SECONDS // 60} phút là có cảnh báo "
+        "DvcNotificationsFailing. / Age of the oldest notification still being retried.",
+        prom("max by (channel) (alerts_notifications_oldest_retry_seconds)", legend="{{channel}}"),
+        width=8,
+        height=5,
+        unit="s",
+        decimals=0,
+        thresholds={
+            "mode": "absolute",
+            "steps": [
+                {"color": "green", "value": None},
+                {"color": "red", "value": a.NOTIFICATION_RETRY_SECONDS},
+            ],
+        },
+    )
+    failed = stat(
+        "Thông báo bị bỏ (24 giờ qua)",
+        f"Thông báo đã gửi lại suốt {a.HORIZON_HOURS:g} giờ mà không được (failed), cảnh báo DvcNotificationsFailed; "
+        "danh sách: GET /api/v1/notifications?status=failed. / Notifications given up in the last 24 h.",
+        prom("sum by (channel) (alerts_notifications_failed)", legend="{{channel}}"),
+        width=8,
+        height=5,
+        thresholds=ZERO_IS_GOOD,
+        decimals=0,
+    )
+    for panel in (retrying, oldest, failed):
+        panel.options["textMode"] = "value_and_name"
+        panel.overrides = [override(channel, displayName=name) for channel, name in CHANNEL_NAMES.items()]
+    return [retrying, oldest, failed]
+
+
 def operations_board() -> Json:
     """Vận hành (uid dvc-operations)."""
     return dashboard(
@@ -285,7 +333,14 @@ def operations_board() -> Json:
         "Vận hành",
         "Sức khoẻ của hệ thống giám sát: dịch vụ, lưu lượng sự kiện, tồn đọng, sự kiện bị loại, độ cũ số liệu, "
         "gửi thông báo. / Platform health.",
-        [service_panels(), flow_panels(), backlog_panels(), alerts_service_panels(), alerting_panels()],
+        [
+            service_panels(),
+            flow_panels(),
+            backlog_panels(),
+            alerts_service_panels(),
+            delivery_problem_panels(),
+            alerting_panels(),
+        ],
         time_from="now-6h",
         refresh="30s",
     )

@@ -1,4 +1,4 @@
-"""JSON API of alerts: states and alerts, acknowledgement (API and signed link), silences.
+"""JSON API of alerts: states and alerts, acknowledgement (API and signed link), silences, notifications.
 
 Every route needs a Bearer API token (shared/auth.py): `viewer` reads alert states and silences,
 `operator` also reads an alert's deliveries (recipients' addresses) and writes (acknowledges,
@@ -26,6 +26,8 @@ router = APIRouter(prefix="/api/v1")
 Operator = Annotated[Principal, OPERATOR]
 MAX_FORM_BYTES = 4096
 StateName = Literal["ok", "at_risk", "below_target", "insufficient_data"]
+NotificationStatus = Literal["pending", "sent", "failed", "cancelled", "expired"]
+ChannelName = Literal["email", "webhook", "grafana"]
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -322,3 +324,35 @@ async def delete_silence(request: Request, silence_id: int) -> Response:
                 status_code=404, detail=f"không có khoảng tắt này / unknown silence {silence_id}"
             )
     return Response(status_code=204)
+
+
+class NotificationOut(Delivery):
+    """A notification of the outbox: what it is about, and where its delivery stands."""
+
+    alert_id: int | None
+    unit_id: str
+    kpi: str | None
+    first_attempt_at: datetime | None
+    next_attempt_at: datetime
+    failed_at: datetime | None
+
+
+@router.get(
+    "/notifications",
+    response_model=list[NotificationOut],
+    summary="Notifications and their delivery, with recipients (operator)",
+    dependencies=[OPERATOR],
+)
+async def list_notifications(
+    request: Request,
+    status: NotificationStatus | None = None,
+    channel: ChannelName | None = None,
+    unit_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[NotificationOut]:
+    """Notifications, newest first, filtered by status (`failed`: given up after the retry horizon), channel or unit."""
+    async with pool_of(request).acquire() as connection:
+        rows = await queries.list_notifications(
+            connection, status=status, channel=channel, unit_id=unit_id, limit=limit
+        )
+    return [NotificationOut(**dict(row)) for row in rows]

@@ -1,13 +1,23 @@
-"""Send queued notifications: one sender loop per channel, retries with exponential backoff.
+"""Send queued notifications: one sender loop per channel, retries with capped, jittered backoff.
 
 Each channel (email, webhook, grafana) drains its own rows of the `notifications` outbox, so a
 failing or slow channel never delays the others, and a row is claimed for a lease (several instances
-may run). A failed attempt is retried after `ALERTS_RETRY_BASE_SECONDS * 2**(attempt - 1)`; after
-`ALERTS_RETRY_MAX_ATTEMPTS` attempts the row is `failed` with its last error. Silenced notices wait
-for the end of the silence, looked at again every evaluation interval (no attempt counted); digests not delivered within their day expire.
+may run). A failed attempt n is retried after a delay drawn between half and all of
+`min(ALERTS_RETRY_MAX_DELAY_SECONDS, ALERTS_RETRY_BASE_SECONDS * 2**(n-1))` ("equal jitter": a burst
+of failures does not retry in lockstep), until ALERTS_RETRY_HORIZON_SECONDS (72 h) after the first
+attempt; the last retry is made at the horizon, then the row is `failed` with its last error
+(API `GET /api/v1/notifications?status=failed`, gauge `alerts_notifications_failed`, alert rule
+DvcNotificationsFailed). When a notification that had failed goes through, the channel works again:
+the channel's other waiting retries are made due at once instead of waiting out their backoff.
+Silenced notices wait for the end of the silence, looked at again every evaluation interval (no
+attempt counted); digests not delivered within their day expire (the next day's digest lists the
+same cases again).
 
 Channels:
-- email: SMTP (DVC_SMTP_HOST/PORT, STARTTLS when offered), From DVC_SMTP_FROM, a text and an HTML part.
+- email: SMTP (DVC_SMTP_HOST/PORT; DVC_SMTP_TLS=starttls requires STARTTLS, tls is implicit TLS, off is
+  plain SMTP; optional DVC_SMTP_USERNAME/PASSWORD), From DVC_SMTP_FROM, a text and an HTML part, a
+  `Date:` of when the notice was written and a `Message-ID: <dvc.<notification id>.<created>@<domain>>`
+  that stays the same on every retry, so mail servers and clients can drop a duplicate.
 - webhook: `POST <head_webhook_url>` with the JSON body of the notice and the headers
   `Content-Type: application/json`, `X-DVC-Event: firing|resolved|escalation|digest`,
   `X-DVC-Delivery: <notification id>` (the same on retries: deduplicate on it),
@@ -21,19 +31,20 @@ Channels:
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import format_datetime
 
 import aiosmtplib
 import asyncpg
 import httpx
 import orjson
 from grafana_client.api import AsyncGrafanaApi
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from services.alerts import queries
 from services.alerts.lifecycle import Engine
@@ -41,20 +52,50 @@ from services.alerts.notices import CHANNELS
 from services.alerts.rules import Silence, silenced_until
 from services.alerts.signing import webhook_signature
 from shared.config import AlertsSettings
+from shared.kpis import LOCAL_TZ
 
 logger = logging.getLogger(__name__)
 
 CLAIM_LIMIT = 50
+LEASE_EXTRA_SECONDS = 30
+FAILED_WINDOW = timedelta(hours=24)  # a notification given up stays on the gauge (and the alert) this long
 NOTIFICATIONS = Counter(
     "alerts_notifications_total",
     "Notification delivery attempts, by channel and result.",
     ["channel", "result"],
 )
+RETRYING = Gauge(
+    "alerts_notifications_retrying",
+    "Notifications whose last attempt failed, waiting for a retry.",
+    ["channel"],
+)
+OLDEST_RETRY = Gauge(
+    "alerts_notifications_oldest_retry_seconds",
+    "Seconds since the first attempt of the oldest notification still waiting for a retry (0: none).",
+    ["channel"],
+)
+FAILED = Gauge(
+    "alerts_notifications_failed",
+    "Notifications given up (retried until the horizon) in the last 24 hours.",
+    ["channel"],
+)
 for _channel in CHANNELS:
     for _result in ("sent", "retry", "failed"):
         NOTIFICATIONS.labels(_channel, _result)
+    for _gauge in (RETRYING, OLDEST_RETRY, FAILED):
+        _gauge.labels(_channel)
 
 Sender = Callable[[asyncpg.Record], Awaitable[None]]
+
+
+def message_id(row: asyncpg.Record, domain: str) -> str:
+    """Return the Message-ID of a notification: the same on every retry, unique per notification."""
+    return f"<dvc.{row['notification_id']}.{row['created_at']:%Y%m%d%H%M%S}@{domain}>"
+
+
+def message_domain(settings: AlertsSettings) -> str:
+    """Return the domain of Message-IDs: DVC_SMTP_MESSAGE_ID_DOMAIN, or the sender address's domain."""
+    return settings.SMTP_MESSAGE_ID_DOMAIN or Address(addr_spec=settings.SMTP_FROM).domain or "localhost"
 
 
 def email_message(row: asyncpg.Record, settings: AlertsSettings) -> EmailMessage:
@@ -63,7 +104,8 @@ def email_message(row: asyncpg.Record, settings: AlertsSettings) -> EmailMessage
     message["Subject"] = row["subject"]
     message["From"] = settings.SMTP_FROM
     message["To"] = Address(addr_spec=row["recipient"])
-    message["Message-ID"] = make_msgid(idstring=f"dvc-{row['notification_id']}")
+    message["Date"] = format_datetime(row["created_at"].astimezone(LOCAL_TZ))
+    message["Message-ID"] = message_id(row, message_domain(settings))
     message["X-DVC-Notification"] = str(row["notification_id"])
     message.set_content(row["body_text"])
     if row["body_html"]:
@@ -72,7 +114,8 @@ def email_message(row: asyncpg.Record, settings: AlertsSettings) -> EmailMessage
 
 
 def email_sender(settings: AlertsSettings) -> Sender:
-    """Return the SMTP sender."""
+    """Return the SMTP sender (STARTTLS required unless DVC_SMTP_TLS says otherwise)."""
+    password = settings.SMTP_PASSWORD.get_secret_value() if settings.SMTP_PASSWORD else None
 
     async def send(row: asyncpg.Record) -> None:
         await aiosmtplib.send(
@@ -80,6 +123,11 @@ def email_sender(settings: AlertsSettings) -> Sender:
             hostname=settings.SMTP_HOST,
             port=settings.SMTP_PORT,
             timeout=settings.ALERTS_CHANNEL_TIMEOUT_SECONDS,
+            use_tls=settings.SMTP_TLS == "tls",
+            start_tls=settings.SMTP_TLS == "starttls",  # True: fail when the server does not offer it
+            username=settings.SMTP_USERNAME,
+            password=password,
+            cert_bundle=settings.SMTP_CA_FILE,
         )
 
     return send
@@ -154,7 +202,7 @@ async def send_forever(pool: asyncpg.Pool, *, engine: Engine, channel: str) -> N
 async def send_due(pool: asyncpg.Pool, engine: Engine, channel: str, sender: Sender) -> int:
     """Claim and deliver the due notifications of a channel concurrently; return how many were claimed."""
     now = datetime.now(UTC)
-    lease = engine.settings.ALERTS_CHANNEL_TIMEOUT_SECONDS + 30
+    lease = lease_seconds(engine.settings)
     async with pool.acquire() as connection:
         rows = await queries.claim_due_notifications(
             connection, channel=channel, now=now, lease_seconds=lease, limit=CLAIM_LIMIT
@@ -191,7 +239,7 @@ async def deliver(
             )
             return
     error = await attempt(sender, row, engine.settings.ALERTS_CHANNEL_TIMEOUT_SECONDS)
-    await record_attempt(pool, engine.settings, row, error)
+    await record_attempt(pool, engine, row, error)
 
 
 async def attempt(sender: Sender, row: asyncpg.Record, limit_seconds: float) -> str | None:
@@ -204,31 +252,72 @@ async def attempt(sender: Sender, row: asyncpg.Record, limit_seconds: float) -> 
     return None
 
 
-async def record_attempt(
-    pool: asyncpg.Pool, settings: AlertsSettings, row: asyncpg.Record, error: str | None
-) -> None:
-    """Store an attempt's result: sent, failed for good, or pending with the next backoff."""
-    now = datetime.now(UTC)
-    attempts = int(row["attempts"]) + 1
+def lease_seconds(settings: AlertsSettings) -> float:
+    """Return how long a claimed row is left to its sender."""
+    return settings.ALERTS_CHANNEL_TIMEOUT_SECONDS + LEASE_EXTRA_SECONDS
+
+
+def retry_delay(
+    attempts: int, *, base: float, cap: float, draw: Callable[[], float] = random.random
+) -> float:
+    """Return the delay after failed attempt n: between half and all of min(cap, base * 2**(n-1))."""
+    ceiling = min(cap, base * 2.0 ** min(attempts - 1, 60))
+    return ceiling / 2 + draw() * ceiling / 2
+
+
+def next_step(
+    row: asyncpg.Record, settings: AlertsSettings, error: str | None, now: datetime
+) -> tuple[str, str, datetime]:
+    """Return (status, result, next attempt) after an attempt: sent, pending with a backoff, or failed
+    once the horizon after the first attempt has passed (the last retry is made at the horizon)."""
     if error is None:
-        status, result, next_at = "sent", "sent", now
-    elif attempts >= settings.ALERTS_RETRY_MAX_ATTEMPTS:
-        status, result, next_at = "failed", "failed", now
-    else:
-        delay = settings.ALERTS_RETRY_BASE_SECONDS * 2 ** (attempts - 1)
-        status, result, next_at = "pending", "retry", now + timedelta(seconds=delay)
+        return "sent", "sent", now
+    horizon = (row["first_attempt_at"] or now) + timedelta(seconds=settings.ALERTS_RETRY_HORIZON_SECONDS)
+    if now >= horizon:
+        return "failed", "failed", now
+    delay = retry_delay(
+        int(row["attempts"]) + 1,
+        base=settings.ALERTS_RETRY_BASE_SECONDS,
+        cap=settings.ALERTS_RETRY_MAX_DELAY_SECONDS,
+    )
+    return "pending", "retry", min(now + timedelta(seconds=delay), horizon)
+
+
+async def record_attempt(pool: asyncpg.Pool, engine: Engine, row: asyncpg.Record, error: str | None) -> None:
+    """Store an attempt's result; after a recovery, make the channel's other waiting retries due now."""
+    now = datetime.now(UTC)
+    status, result, next_at = next_step(row, engine.settings, error, now)
+    channel = row["channel"]
     async with pool.acquire() as connection:
         await queries.record_delivery(
             connection,
             notification_id=int(row["notification_id"]),
             status=status,
-            attempts=attempts,
+            attempts=int(row["attempts"]) + 1,
             next_attempt_at=next_at,
             error=error,
             now=now,
         )
-    NOTIFICATIONS.labels(row["channel"], result).inc()
+        recovered = error is None and row["last_error"] is not None
+        if recovered and await queries.hasten_retries(
+            connection, channel=channel, now=now, lease_seconds=lease_seconds(engine.settings)
+        ):
+            engine.wakes[channel].set()
+    NOTIFICATIONS.labels(channel, result).inc()
     if error is not None:
-        logger.warning(
-            "notification %s via %s: %s (%s)", row["notification_id"], row["channel"], error, status
+        logger.warning("notification %s via %s: %s (%s)", row["notification_id"], channel, error, status)
+
+
+async def refresh_delivery_gauges(connection: asyncpg.Connection, now: datetime) -> None:
+    """Set the retrying, oldest-retry and failed gauges from the database (every instance agrees)."""
+    rows = {
+        row["channel"]: row
+        for row in await queries.count_delivery_problems(
+            connection, now=now, failed_since=now - FAILED_WINDOW
         )
+    }
+    for channel in CHANNELS:
+        row = rows.get(channel)
+        RETRYING.labels(channel).set(int(row["retrying"]) if row else 0)
+        OLDEST_RETRY.labels(channel).set(float(row["oldest"] or 0) if row else 0)
+        FAILED.labels(channel).set(int(row["failed"]) if row else 0)

@@ -1,9 +1,11 @@
 """Vietnamese alert messages (pure): firing, resolution, escalation and the daily digest.
 
-Each message has a subject, a plain-text body and an HTML body. Every piece of user data (unit and
-head names, case ids, procedure codes, URLs) goes through `html.escape` in HTML; subjects lose control
-characters (no header injection) and are length-capped; the e-mail headers themselves are built by
-`email.message.EmailMessage`, which encodes non-ASCII text and rejects line breaks.
+Each message has a subject, a plain-text body and an HTML body. Every upstream string (unit and head
+names, case ids, procedure codes) goes through `one_line` where it is put into a sentence: control
+characters, line breaks and bidirectional overrides become a space and the length is capped, so a
+case id cannot add lines, headers or a fake link to a mail. Every line is cleaned again when
+rendered, and everything goes through `html.escape` in HTML. The e-mail headers themselves are
+built by `email.message.EmailMessage`, which encodes non-ASCII text and rejects line breaks.
 """
 
 import html
@@ -16,7 +18,12 @@ from typing import Any
 from services.alerts.calendar import local_now, parse_period
 from shared.kpis import KPI_BY_ID
 
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# C0/C1 controls (newlines included), zero-width and direction marks, line/paragraph separators,
+# bidirectional embeddings, overrides and isolates, byte-order mark
+UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]+")
+NAME_LIMIT = 200  # unit and head names
+ID_LIMIT = 100  # case ids, procedure codes
+LINE_LIMIT = 2000
 COMPARATOR = {">=": "≥", ">": ">", "<=": "≤"}
 ALLOWANCE = {  # "còn được phép <phrase> trong tháng"
     "on_time_rate": "trễ {k} hồ sơ",
@@ -54,10 +61,15 @@ class DigestCase:
 Line = str | tuple[str, str]  # a sentence, or (label, URL)
 
 
-def header_safe(text: str, limit: int = 200) -> str:
-    """Return text fit for a mail header: no control characters, at most `limit` characters."""
-    cleaned = CONTROL.sub(" ", text).strip()
+def one_line(text: str, limit: int = NAME_LIMIT) -> str:
+    """Return text fit for one line of a mail or a header: unsafe characters made a space, at most `limit` characters."""
+    cleaned = UNSAFE.sub(" ", text).strip()
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+def header_safe(text: str, limit: int = 200) -> str:
+    """Return text fit for a mail header (a subject)."""
+    return one_line(text, limit)
 
 
 def percent(value: float | None) -> str:
@@ -132,14 +144,16 @@ def forecast_lines(figures: dict[str, Any], period: str) -> list[Line]:
 
 def render(subject: str, greeting: str, lines: Sequence[Line]) -> Message:
     """Build the text and escaped HTML bodies from sentences and links."""
+    greeting = one_line(greeting, LINE_LIMIT)
     text = [greeting, ""]
     parts = [f"<p>{html.escape(greeting)}</p>"]
     for line in lines:
         if isinstance(line, tuple):
-            label, url = line
+            label, url = one_line(line[0], LINE_LIMIT), one_line(line[1], LINE_LIMIT)
             text.append(f"{label}: {url}")
             parts.append(f'<p>{html.escape(label)}: <a href="{html.escape(url)}">{html.escape(url)}</a></p>')
         else:
+            line = one_line(line, LINE_LIMIT)
             text.append(line)
             parts.append(f"<p>{html.escape(line)}</p>")
     body = '<!DOCTYPE html><html lang="vi"><body>' + "".join(parts) + "</body></html>"

@@ -15,11 +15,13 @@ from typing import Any
 from services.alerts.calendar import local_now
 from services.alerts.directory import Unit
 from services.alerts.messages import (
+    ID_LIMIT,
     DigestCase,
     Line,
     Message,
     budget_lines,
     forecast_lines,
+    one_line,
     percent,
     period_label,
     render,
@@ -80,13 +82,14 @@ def alert_message(kind: str, ref: AlertRef, *, recipient: Unit, links: Links, no
     so_far = "" if ref.figures.get("period_ended") else " (đến nay)"
     value, target = value_text(ref.figures, ref.kpi), target_text(ref.figures, ref.kpi)
     title = {"firing": "Cảnh báo", "resolved": "Đã khắc phục", "escalation": "Chuyển cấp"}[kind]
+    unit_name = one_line(ref.unit.name)
     lines: list[Line] = []
     if kind == "escalation":
         lines.append(
-            f"Cảnh báo của {ref.unit.name} chưa được thủ trưởng đơn vị xác nhận sau "
+            f"Cảnh báo của {unit_name} chưa được thủ trưởng đơn vị xác nhận sau "
             f"{duration_text(links.escalation_seconds)}; thư này gửi thủ trưởng đơn vị cấp trên."
         )
-    lines.append(f"{ref.unit.name} – {kpi_name} {label}{so_far}: {value}, chỉ tiêu {target}.")
+    lines.append(f"{unit_name} – {kpi_name} {label}{so_far}: {value}, chỉ tiêu {target}.")
     if kind == "resolved":
         lines.append(f"Chỉ số đã trở lại mức đạt; cảnh báo số {ref.alert_id} đã được đóng.")
     else:
@@ -95,8 +98,8 @@ def alert_message(kind: str, ref: AlertRef, *, recipient: Unit, links: Links, no
     if kind != "resolved":
         lines.append(("Xác nhận đã nhận cảnh báo", links.ack_url(ref.alert_id, recipient, now)))
     lines.append(f"Số liệu tính đến {stamp(now)}. Mã cảnh báo: {ref.alert_id}.")
-    subject = f"[{title}] {ref.unit.name} – {kpi_name} {label}: {value}"
-    return render(subject, f"Kính gửi {recipient.head_name} ({recipient.name}),", lines)
+    subject = f"[{title}] {unit_name} – {kpi_name} {label}: {value}"
+    return render(subject, greeting(recipient), lines)
 
 
 def alert_payload(
@@ -186,10 +189,15 @@ def digest_message(
     lines.append(("Bảng theo dõi của đơn vị", dashboard_url(links.grafana_url, unit.unit_id)))
     lines.append(f"Số liệu tính đến {stamp(now)}.")
     subject = (
-        f"[Tổng hợp hằng ngày] {unit.name}: {len(open_cases)} hồ sơ quá hạn, "
+        f"[Tổng hợp hằng ngày] {one_line(unit.name)}: {len(open_cases)} hồ sơ quá hạn, "
         f"{len(missing)} chưa có văn bản xin lỗi"
     )
-    return render(subject, f"Kính gửi {unit.head_name} ({unit.name}),", lines)
+    return render(subject, greeting(unit), lines)
+
+
+def greeting(recipient: Unit) -> str:
+    """Return "Kính gửi <head> (<unit>),"."""
+    return f"Kính gửi {one_line(recipient.head_name)} ({one_line(recipient.name)}),"
 
 
 def listed(cases: Sequence[DigestCase]) -> list[Line]:
@@ -203,8 +211,10 @@ def listed(cases: Sequence[DigestCase]) -> list[Line]:
 def case_line(case: DigestCase) -> str:
     """Return "- 000.00.12.H42-201101-0001 (1.001): quá hạn từ 17:00 ngày 20/11/2026; chưa có văn bản xin lỗi"."""
     apology = "đã có văn bản xin lỗi" if case.apologized else "chưa có văn bản xin lỗi"
-    procedure = f" (thủ tục {case.procedure_code})" if case.procedure_code else ""
-    return f"- {case.case_id}{procedure}: quá hạn từ {stamp(case.overdue_since)}; {apology}"
+    procedure = f" (thủ tục {one_line(case.procedure_code, ID_LIMIT)})" if case.procedure_code else ""
+    return (
+        f"- {one_line(case.case_id, ID_LIMIT)}{procedure}: quá hạn từ {stamp(case.overdue_since)}; {apology}"
+    )
 
 
 def digest_key(unit_id: str, day: date) -> str:

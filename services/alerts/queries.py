@@ -146,7 +146,8 @@ async def lock_escalation_due(
            WHERE a.resolved_at IS NULL AND a.acknowledged_at IS NULL AND a.escalated_at IS NULL
              AND EXISTS (SELECT FROM notifications n
                          WHERE n.alert_id = a.alert_id AND n.kind = 'firing' AND n.channel = 'email'
-                           AND n.status IN ('sent', 'failed') AND coalesce(n.sent_at, n.next_attempt_at) <= $1)
+                           AND n.status IN ('sent', 'failed')
+                           AND coalesce(n.sent_at, n.failed_at, n.next_attempt_at) <= $1)
            ORDER BY a.alert_id FOR UPDATE OF a SKIP LOCKED""",
         notified_before,
     )
@@ -275,7 +276,7 @@ async def claim_due_notifications(
     """Claim due pending notifications of a channel for a lease (another sender skips them meanwhile)."""
     rows: list[asyncpg.Record] = await connection.fetch(
         """
-        UPDATE notifications n SET next_attempt_at = $2 + make_interval(secs => $3)
+        UPDATE notifications n SET next_attempt_at = $2 + make_interval(secs => $3), claimed_at = $2
         FROM (SELECT notification_id FROM notifications
               WHERE status = 'pending' AND channel = $1 AND next_attempt_at <= $2
               ORDER BY next_attempt_at, notification_id LIMIT $4 FOR UPDATE SKIP LOCKED) due
@@ -300,10 +301,13 @@ async def record_delivery(
     error: str | None,
     now: datetime,
 ) -> None:
-    """Store the result of a delivery attempt (sent, failed for good, or pending until the next retry)."""
+    """Store the result of a delivery attempt (sent, failed for good, or pending until the next retry);
+    the first attempt starts the retry horizon."""
     await connection.execute(
         """UPDATE notifications SET status = $2, attempts = $3, next_attempt_at = $4, last_error = $5,
-                                    sent_at = CASE WHEN $2 = 'sent' THEN $6 ELSE sent_at END
+                                    sent_at = CASE WHEN $2 = 'sent' THEN $6 ELSE sent_at END,
+                                    failed_at = CASE WHEN $2 = 'failed' THEN $6 ELSE failed_at END,
+                                    first_attempt_at = coalesce(first_attempt_at, $6), claimed_at = NULL
            WHERE notification_id = $1""",
         notification_id,
         status,
@@ -314,12 +318,72 @@ async def record_delivery(
     )
 
 
+async def hasten_retries(
+    connection: asyncpg.Connection, *, channel: str, now: datetime, lease_seconds: float
+) -> int:
+    """Make a channel's notifications waiting for a retry due now (the channel works again); rows being
+    sent (claimed within the lease) are left alone. Return how many."""
+    status = await connection.execute(
+        """UPDATE notifications SET next_attempt_at = $2
+           WHERE status = 'pending' AND channel = $1 AND last_error IS NOT NULL AND next_attempt_at > $2
+             AND (claimed_at IS NULL OR claimed_at <= $2 - make_interval(secs => $3))""",
+        channel,
+        now,
+        lease_seconds,
+    )
+    return int(status.split()[-1])
+
+
+async def count_delivery_problems(
+    connection: asyncpg.Connection, *, now: datetime, failed_since: datetime
+) -> list[asyncpg.Record]:
+    """Per channel: notifications waiting for a retry, the age of the oldest one's first attempt (seconds),
+    and notifications given up since `failed_since`."""
+    rows: list[asyncpg.Record] = await connection.fetch(
+        """SELECT channel,
+                  count(*) FILTER (WHERE status = 'pending' AND last_error IS NOT NULL) AS retrying,
+                  extract(epoch FROM $1 - min(first_attempt_at)
+                                    FILTER (WHERE status = 'pending' AND last_error IS NOT NULL)) AS oldest,
+                  count(*) FILTER (WHERE status = 'failed') AS failed
+           FROM notifications
+           WHERE (status = 'pending' AND last_error IS NOT NULL) OR (status = 'failed' AND failed_at > $2)
+           GROUP BY channel""",
+        now,
+        failed_since,
+    )
+    return rows
+
+
+async def list_notifications(
+    connection: asyncpg.Connection,
+    *,
+    status: str | None,
+    channel: str | None,
+    unit_id: str | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Return notifications, newest first, filtered by status, channel or unit (the API)."""
+    rows: list[asyncpg.Record] = await connection.fetch(
+        """SELECT notification_id, alert_id, unit_id, kpi, kind, channel, recipient, recipient_unit_id, status,
+                  attempts, last_error, created_at, first_attempt_at, next_attempt_at, sent_at, failed_at
+           FROM notifications
+           WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR channel = $2)
+             AND ($3::text IS NULL OR unit_id = $3)
+           ORDER BY notification_id DESC LIMIT $4""",
+        status,
+        channel,
+        unit_id,
+        limit,
+    )
+    return rows
+
+
 async def defer_notification(
     connection: asyncpg.Connection, *, notification_id: int, until: datetime, status: str = "pending"
 ) -> None:
     """Postpone a notification without counting an attempt (silenced), or expire it."""
     await connection.execute(
-        "UPDATE notifications SET next_attempt_at = $2, status = $3 WHERE notification_id = $1",
+        "UPDATE notifications SET next_attempt_at = $2, status = $3, claimed_at = NULL WHERE notification_id = $1",
         notification_id,
         until,
         status,

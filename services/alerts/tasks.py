@@ -6,7 +6,8 @@ One instance at a time runs a tick (PostgreSQL advisory lock); every instance re
 - Expiry: an open alert whose period left the lookback is closed ("expired", no notice).
 - Escalation: an alert still unacknowledged ALERTS_ESCALATION_SECONDS after its page went out (or
   failed for good) is sent once to the parent unit's head (wall-clock delay: a breach is urgent;
-  a page held back by a silence starts the delay only when it is sent).
+  a page held back by a silence or by a mail outage starts the delay only when it is sent, so the
+  escalation follows the page once SMTP is back, and is not lost meanwhile).
 - Digests (non-urgent): in office hours of working days (calendar.py), once per local day per unit,
   the unit head gets the list of open overdue cases (with or without an apology), the cases that went
   overdue this month and were closed without an apology, and the 100 %-target KPIs missed this month;
@@ -24,7 +25,7 @@ from prometheus_client import Gauge
 
 from services.alerts import queries
 from services.alerts.calendar import in_lookback, is_office_time, local_now, parse_office_hours, parse_period
-from services.alerts.delivery import active_silences
+from services.alerts.delivery import active_silences, refresh_delivery_gauges
 from services.alerts.handlers import publish_state_changes
 from services.alerts.lifecycle import Engine, Observation, apply_observations, queue, wake_senders
 from services.alerts.messages import DigestCase
@@ -162,10 +163,11 @@ async def queue_digests(connection: asyncpg.Connection, engine: Engine, now: dat
 
 
 async def refresh_gauges(connection: asyncpg.Connection, periods: Sequence[str]) -> None:
-    """Set the state and open-alert gauges from the database (every instance agrees)."""
+    """Set the state, open-alert and delivery gauges from the database (every instance agrees)."""
     counts = await queries.count_states(connection, periods=periods)
     for state in STATES:
         STATES_GAUGE.labels(state).set(counts.get(state, 0))
     open_alerts = await queries.count_open_alerts(connection)
     for acknowledged in (True, False):
         OPEN_ALERTS.labels(str(acknowledged).lower()).set(open_alerts.get(acknowledged, 0))
+    await refresh_delivery_gauges(connection, datetime.now(UTC))

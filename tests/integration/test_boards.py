@@ -1042,13 +1042,21 @@ def alert_tests() -> list[dict[str, Any]]:
                     "series": 'alerts_last_tick_timestamp_seconds{job="alerts", instance="a:1"}',
                     "values": "0+60x5 300x25",
                 },
-                {
-                    "series": 'alerts_notifications_total{channel="email", result="failed"}',
-                    "values": "0x10 1x20",
+                {  # a mail retried since 10 min before the start, then delivered at 16m
+                    "series": 'alerts_notifications_oldest_retry_seconds{channel="email", instance="a:1"}',
+                    "values": "600+60x15 0x15",
                 },
                 {
-                    "series": 'alerts_notifications_total{channel="webhook", result="failed"}',
+                    "series": 'alerts_notifications_oldest_retry_seconds{channel="webhook", instance="a:1"}',
                     "values": "0x30",
+                },
+                {  # a webhook call given up at 14m (both instances report the same database count)
+                    "series": 'alerts_notifications_failed{channel="webhook", instance="a:1"}',
+                    "values": "0x13 1x17",
+                },
+                {
+                    "series": 'alerts_notifications_failed{channel="webhook", instance="a:2"}',
+                    "values": "0x13 1x17",
                 },
             ],
             "alert_rule_test": [
@@ -1086,11 +1094,18 @@ def alert_tests() -> list[dict[str, Any]]:
                     "alertname": "DvcAlertsTimerStale",
                     "exp_alerts": [expected_alert("DvcAlertsTimerStale", job="alerts", instance="a:1")],
                 },
-                {"eval_time": "9m", "alertname": "DvcNotificationsFailing", "exp_alerts": []},
+                {"eval_time": "4m", "alertname": "DvcNotificationsFailing", "exp_alerts": []},
                 {
-                    "eval_time": "12m",
+                    "eval_time": "6m",
                     "alertname": "DvcNotificationsFailing",
                     "exp_alerts": [expected_alert("DvcNotificationsFailing", channel="email")],
+                },
+                {"eval_time": "17m", "alertname": "DvcNotificationsFailing", "exp_alerts": []},
+                {"eval_time": "13m", "alertname": "DvcNotificationsFailed", "exp_alerts": []},
+                {
+                    "eval_time": "15m",
+                    "alertname": "DvcNotificationsFailed",
+                    "exp_alerts": [expected_alert("DvcNotificationsFailed", channel="webhook")],
                 },
             ],
         },

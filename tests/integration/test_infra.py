@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFRA_SH = REPO_ROOT / "scripts" / "infra.sh"
 DATA_DIR = Path(os.path.realpath(os.environ.get("DVC_DATA_DIR") or REPO_ROOT / ".data"))
-COMPONENTS = ("postgres", "kafka", "prometheus")
+COMPONENTS = ("postgres", "kafka", "alertmanager", "prometheus")
 
 
 def run_infra(*args: str) -> subprocess.CompletedProcess[str]:
@@ -37,6 +37,9 @@ def is_ours(component: str, argv: list[str]) -> bool:
         )
     if component == "kafka":
         return "kafka.Kafka" in argv and str(DATA_DIR / "kafka" / "server.properties") in argv
+    if component == "alertmanager":
+        storage = f"--storage.path={DATA_DIR / 'alertmanager' / 'data'}"
+        return "alertmanager" in Path(argv[0]).name and storage in argv
     tsdb = f"--storage.tsdb.path={DATA_DIR / 'prometheus' / 'data'}"
     return Path(argv[0]).name == "prometheus" and tsdb in argv
 
@@ -104,3 +107,5 @@ def test_up_writes_env_files_for_other_scripts() -> None:
     prometheus_port = os.environ.get("DVC_PROMETHEUS_PORT", "59090")
     assert f"DVC_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{kafka_port}\n" in infra_env
     assert f"DVC_PROMETHEUS_URL=http://127.0.0.1:{prometheus_port}\n" in infra_env
+    alertmanager_port = os.environ.get("DVC_ALERTMANAGER_PORT", "59094")
+    assert f"DVC_ALERTMANAGER_URL=http://127.0.0.1:{alertmanager_port}\n" in infra_env

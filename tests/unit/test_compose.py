@@ -17,7 +17,19 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.compose.yml"
-DESIGN_SERVICES = {"kafka", "postgres", "migrate", "ingest", "metrics", "alerts", "prometheus", "grafana"}
+DESIGN_SERVICES = {
+    "kafka",
+    "postgres",
+    "migrate",
+    "ingest",
+    "metrics",
+    "alerts",
+    "prometheus",
+    "alertmanager",
+    "grafana",
+}
+NATIVE_PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.native.yml"
+ALERTMANAGER_DIR = REPO / "deploy" / "alertmanager"
 APP_SERVICES = ("ingest", "metrics", "alerts")
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message}, ${VAR?message}; `$$` is a literal dollar
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
@@ -288,3 +300,107 @@ def test_prometheus_mounts_its_compose_config_and_the_rules(compose: Config) -> 
     assert Path(mounted["/etc/prometheus/rules"]) == REPO / "deploy" / "prometheus" / "rules"
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
     assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+
+
+def alertmanager_targets(path: Path) -> list[str]:
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [
+        target
+        for manager in config["alerting"]["alertmanagers"]
+        for group in manager["static_configs"]
+        for target in group["targets"]
+    ]
+
+
+def test_prometheus_sends_alerts_to_alertmanager_natively_and_in_compose(compose: Config) -> None:
+    alertmanager = services_of(compose)["alertmanager"]
+    [(_, published, port)] = published_ports(alertmanager)
+    assert alertmanager_targets(PROMETHEUS_CONFIG) == [f"alertmanager:{port}"]
+    assert alertmanager_targets(NATIVE_PROMETHEUS_CONFIG) == ["127.0.0.1:${DVC_ALERTMANAGER_PORT}"]
+    assert "--web.listen-address=:9093" in alertmanager["command"][0] and published == port == 9093
+
+
+def test_alertmanager_renders_its_config_from_the_shared_template(compose: Config) -> None:
+    alertmanager = services_of(compose)["alertmanager"]
+    assert Path(mounts(alertmanager)["/etc/alertmanager/dvc"]) == ALERTMANAGER_DIR
+    script = alertmanager["command"][0]
+    assert "render.sh /etc/alertmanager/dvc/alertmanager.yml.template" in script
+    assert "--cluster.listen-address=" in script  # no gossip port
+    env = environment(alertmanager)
+    assert env["DVC_OPERATOR_EMAILS"].startswith("dummy-") and env["DVC_SMTP_TLS"] == "starttls"
+
+
+@pytest.mark.parametrize(
+    ("variables", "error"),
+    [
+        ({}, "DVC_OPERATOR_EMAILS"),
+        ({"DVC_OPERATOR_EMAILS": "not-an-address"}, "DVC_OPERATOR_EMAILS"),
+        ({"DVC_OPERATOR_EMAILS": "a@x.vn'\n  evil: true"}, "DVC_OPERATOR_EMAILS"),
+        (
+            {
+                "DVC_OPERATOR_EMAILS": "a@x.vn",
+                "DVC_SMTP_TLS": "off",
+                "DVC_SMTP_USERNAME": "u",
+                "DVC_SMTP_PASSWORD": "p",
+            },
+            "TLS",
+        ),
+        ({"DVC_OPERATOR_EMAILS": "a@x.vn", "DVC_SMTP_TLS": "tls"}, "465"),
+    ],
+)
+def test_alertmanager_render_refuses_bad_settings(
+    tmp_path: Path, variables: dict[str, str], error: str
+) -> None:
+    result = subprocess.run(
+        [
+            "sh",
+            str(ALERTMANAGER_DIR / "render.sh"),
+            str(ALERTMANAGER_DIR / "alertmanager.yml.template"),
+            str(tmp_path / "out.yml"),
+        ],
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **variables},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1 and error in result.stderr, result.stderr
+    assert not (tmp_path / "out.yml").exists()
+
+
+def test_alertmanager_render_gives_a_valid_config(tmp_path: Path) -> None:
+    out = tmp_path / "alertmanager.yml"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DVC_OPERATOR_EMAILS": "ops@example.gov.vn, trucban@example.gov.vn",
+        "DVC_SMTP_HOST": "mail.example.gov.vn",
+        "DVC_SMTP_PORT": "587",
+        "DVC_SMTP_USERNAME": "giamsat",
+        "DVC_SMTP_PASSWORD": "s3cret-pass",
+        "DVC_OPERATOR_WEBHOOK_URL": "https://chat.example.gov.vn/hook",
+    }
+    subprocess.run(
+        [
+            "sh",
+            str(ALERTMANAGER_DIR / "render.sh"),
+            str(ALERTMANAGER_DIR / "alertmanager.yml.template"),
+            str(out),
+        ],
+        env=env,
+        check=True,
+    )
+    config = yaml.safe_load(out.read_text(encoding="utf-8"))
+    assert config["global"]["smtp_smarthost"] == "mail.example.gov.vn:587"
+    assert (
+        config["global"]["smtp_require_tls"] is True
+        and config["global"]["smtp_auth_password"] == "s3cret-pass"
+    )
+    [receiver] = config["receivers"]
+    assert receiver["email_configs"][0]["to"] == "ops@example.gov.vn, trucban@example.gov.vn"
+    assert receiver["webhook_configs"][0]["url"] == "https://chat.example.gov.vn/hook"
+    assert out.stat().st_mode & 0o077 == 0  # it holds the SMTP password
+    amtool = shutil.which("amtool")
+    if amtool:
+        check = subprocess.run(
+            [amtool, "check-config", str(out)], capture_output=True, text=True, check=False
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
