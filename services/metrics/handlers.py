@@ -4,20 +4,31 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Annotated
 
 import asyncpg
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy, Context
 from faststream.kafka import KafkaMessage, KafkaRouter
 from prometheus_client import Counter, Gauge, Histogram
+from pydantic import WithJsonSchema
 
 from services.metrics import queries
 from services.metrics.periods import local_today, parse_period
 from shared import topics
 from shared.app import PartitionAssignment
+from shared.backoff import Retrying, repeat_forever
 from shared.config import Settings
+from shared.consuming import (
+    DeadLetterProducer,
+    isolate_internal_poison,
+    parse_keeping_headers,
+    raw_bodies,
+    settle_batch,
+)
 from shared.events import CellsChanged, UnitKpisComputed
 from shared.kpis import KPI_BY_ID
 
@@ -43,6 +54,9 @@ for _trigger in ("change", "deadline"):
     CELLS_RECOMPUTED.labels(_trigger)
 
 ASSIGNMENT = PartitionAssignment()
+CONSUMER = Retrying("consumer", logger)
+SWEEPER = Retrying("deadline_sweeper", logger)
+RawCellsChanged = Annotated[bytes, WithJsonSchema(CellsChanged.model_json_schema())]
 router = KafkaRouter()
 kpi_updates = router.publisher(
     topics.KPI_UPDATES,
@@ -61,27 +75,46 @@ kpi_updates = router.publisher(
     ack_policy=AckPolicy.MANUAL,
     auto_offset_reset="earliest",
     listener=ASSIGNMENT,
+    parser=parse_keeping_headers,
+    decoder=raw_bodies,  # validated per record, so one bad message cannot fail the batch
     title="changes",
 )
 async def recompute_changed_cells(
-    changes: list[CellsChanged],
+    body: list[RawCellsChanged],  # noqa: ARG001 (records are read from msg; this types the AsyncAPI payload)
     msg: KafkaMessage,
     pool: Annotated[asyncpg.Pool, Context("pool")],
     settings: Annotated[Settings, Context("settings")],
+    dead_letter_producer: Annotated[DeadLetterProducer, Context("dead_letters")],
 ) -> None:
-    """Recompute every dirty cell of the batch in one transaction, then publish the units' new counts."""
+    """Recompute the batch's dirty cells and publish the units' new counts, isolating poison messages;
+    commit after that, or on a storage outage commit nothing and retry after a backoff."""
+    process = partial(apply_changes, pool, lookback_days=settings.ALERTS_LOOKBACK_DAYS)
+    await settle_batch(
+        msg,
+        CONSUMER,
+        partial(
+            isolate_internal_poison,
+            dead_letter_producer,
+            topics.CHANGES,
+            msg.raw_message,
+            CellsChanged,
+            process,
+        ),
+    )
+
+
+async def apply_changes(
+    pool: asyncpg.Pool, items: Sequence[tuple[ConsumerRecord, CellsChanged]], *, lookback_days: int
+) -> None:
+    """Recompute every dirty cell of the messages in one transaction, then publish the units' counts."""
+    changes = [change for _, change in items]
     dirty: dict[str, set[date]] = defaultdict(set)
     for change in changes:
         for unit_id, days in change.cells.items():
             dirty[unit_id] |= set(days)
-    try:
-        now = await recompute(pool, dirty, trigger="change")
-        observe_freshness(changes)  # the counts are committed: that is when an event is reflected
-        await publish_kpi_updates(pool, dirty, now, lookback_days=settings.ALERTS_LOOKBACK_DAYS)
-    except BaseException:
-        await msg.nack()  # never commit past a batch whose cells were not recomputed and published
-        raise
-    await msg.ack()
+    now = await recompute(pool, dirty, trigger="change")
+    observe_freshness(changes)  # the counts are committed: that is when an event is reflected
+    await publish_kpi_updates(pool, dirty, now, lookback_days=lookback_days)
 
 
 def observe_freshness(changes: list[CellsChanged]) -> None:
@@ -141,12 +174,9 @@ async def sweep_deadlines_forever(
     pool: asyncpg.Pool, *, lookback_days: int, interval: float = SWEEP_INTERVAL_SECONDS
 ) -> None:
     """Every `interval` seconds, mark dirty the cells of cases whose deadline has just passed."""
-    while True:
-        try:
-            await sweep_deadlines(pool, lookback_days=lookback_days)
-        except Exception:
-            logger.exception("deadline sweep failed; retrying at the next interval")
-        await asyncio.sleep(interval)
+    await repeat_forever(
+        partial(sweep_deadlines, pool, lookback_days=lookback_days), every=interval, retrying=SWEEPER
+    )
 
 
 async def sweep_deadlines(pool: asyncpg.Pool, *, lookback_days: int) -> int:
