@@ -69,8 +69,9 @@ async def evaluate_kpi_updates(
     engine: Annotated[Engine, Context("engine")],
     dead_letter_producer: Annotated[DeadLetterProducer, Context("dead_letters")],
 ) -> None:
-    """Evaluate the batch's updates, isolating poison messages, then commit and publish the changes;
-    on a storage outage commit nothing and retry after a backoff."""
+    """Evaluate every targeted KPI of the batch's updates in one transaction, then publish the changes."""
+    # A message that is invalid or fails alone goes to dvc.internal-dead-letters.v1; on a storage
+    # outage nothing is committed and the batch is retried after a backoff (settle_batch).
     evaluated = await settle_batch(
         msg,
         CONSUMER,

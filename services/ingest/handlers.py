@@ -129,8 +129,8 @@ async def store_events(
     settings: Annotated[Settings, Context("settings")],
     dead_letter_producer: Annotated[DeadLetterProducer, Context("dead_letters")],
 ) -> None:
-    """Validate every record, store the good ones exactly once, dead-letter the rest, then commit;
-    on a storage outage commit nothing and retry the batch after a backoff."""
+    """Validate every record, store the good ones exactly once, dead-letter the rest, then commit."""
+    # On a storage outage nothing is committed: the batch is retried after a backoff (settle_batch).
     records: tuple[ConsumerRecord, ...] = msg.raw_message
     await settle_batch(
         msg, CONSUMER, partial(handle_batch, records, pool, registry, settings, dead_letter_producer)

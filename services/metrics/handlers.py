@@ -86,8 +86,9 @@ async def recompute_changed_cells(
     settings: Annotated[Settings, Context("settings")],
     dead_letter_producer: Annotated[DeadLetterProducer, Context("dead_letters")],
 ) -> None:
-    """Recompute the batch's dirty cells and publish the units' new counts, isolating poison messages;
-    commit after that, or on a storage outage commit nothing and retry after a backoff."""
+    """Recompute every dirty cell of the batch in one transaction, then publish the units' new counts."""
+    # A message that is invalid or fails alone goes to dvc.internal-dead-letters.v1; on a storage
+    # outage nothing is committed and the batch is retried after a backoff (settle_batch).
     process = partial(apply_changes, pool, lookback_days=settings.ALERTS_LOOKBACK_DAYS)
     await settle_batch(
         msg,
