@@ -21,6 +21,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest, make_asgi_app
 
 from shared.config import Settings
+from shared.consuming import DeadLetterProducer
 from shared.db import open_pool
 
 
@@ -83,15 +84,22 @@ def create_app(
     include_router(broker, router, settings.TOPIC_PREFIX)
     resources: dict[str, asyncpg.Pool] = {}
 
+    dead_letters = DeadLetterProducer(settings, service_name)
+
     @asynccontextmanager
     async def lifespan(repo: ContextRepo) -> AsyncIterator[None]:
         async with open_pool(settings.DATABASE_URL.get_secret_value()) as pool:
             resources["pool"] = pool
             repo.set_global("pool", pool)
             repo.set_global("settings", settings)
+            repo.set_global("dead_letters", dead_letters)
             for key, value in (context or {}).items():
                 repo.set_global(key, value)
-            yield
+            await dead_letters.start()
+            try:
+                yield
+            finally:
+                await dead_letters.stop()
 
     @get
     async def healthz(_scope: Any) -> AsgiResponse:
@@ -126,6 +134,7 @@ def create_api_app(
     """Build a service with a JSON API (FastAPI, OpenAPI at /docs) and a Kafka broker in its lifespan."""
     broker = create_broker(service_name, settings)
     include_router(broker, router, settings.TOPIC_PREFIX)
+    dead_letters = DeadLetterProducer(settings, service_name)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -137,6 +146,8 @@ def create_api_app(
                 broker.context.set_global(key, value)
             broker.context.set_global("pool", pool)
             broker.context.set_global("settings", settings)
+            broker.context.set_global("dead_letters", dead_letters)
+            await dead_letters.start()
             await broker.start()
             tasks = [asyncio.create_task(task(pool)) for task in background]
             try:
@@ -147,6 +158,7 @@ def create_api_app(
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
                 await broker.stop()
+                await dead_letters.stop()
 
     app = FastAPI(title=title, lifespan=lifespan)
     app.include_router(api_router)

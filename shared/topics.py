@@ -14,6 +14,8 @@ ALERTS = "dvc.alerts.v1"
 # Internal: keys of what changed (ingest -> metrics) and KPI counts (metrics -> alerts).
 CHANGES = "dvc.changes.v1"
 KPI_UPDATES = "dvc.kpi-updates.v1"
+# Internal messages that failed validation or processing, isolated so the rest of their batch goes on.
+INTERNAL_DEAD_LETTERS = "dvc.internal-dead-letters.v1"
 
 
 def declared(name: str) -> Topic:

@@ -114,6 +114,27 @@ def platform_alerts() -> list[dict[str, Any]]:
             "Valid events were dead-lettered because storing them kept failing: read the ingest log.",
         ),
         alert(
+            "DvcServiceWaiting",
+            "max by (job, loop) (dvc_retry_waiting) > 0",
+            wait="2m",
+            severity="critical",
+            summary="Dịch vụ {{ $labels.job }} đang chờ ({{ $labels.loop }}) / {{ $labels.job }} is retrying",
+            description="Vòng {{ $labels.loop }} của {{ $labels.job }} thất bại liên tục (cơ sở dữ liệu hoặc Kafka: "
+            "xem dvc_retry_failures_total theo kind); không mất dữ liệu, chưa ghi nhận offset. "
+            "A loop keeps failing and backs off (database or broker: see dvc_retry_failures_total by kind); "
+            "nothing is committed or lost meanwhile.",
+        ),
+        alert(
+            "DvcInternalDeadLetters",
+            "sum by (job, topic, reason) (increase(dvc_internal_dead_letters_total[15m])) > 0",
+            wait="0m",
+            severity="warning",
+            summary="Thông điệp nội bộ bị cách ly ({{ $labels.topic }}) / internal messages isolated",
+            description="Thông điệp trên {{ $labels.topic }} không hợp lệ hoặc xử lý lỗi ({{ $labels.reason }}) "
+            "đã chuyển vào dvc.internal-dead-letters.v1: xem nhật ký {{ $labels.job }}. An internal message was "
+            "isolated on dvc.internal-dead-letters.v1: read the service's log.",
+        ),
+        alert(
             "DvcAlertsTimerStale",
             f"time() - alerts_last_tick_timestamp_seconds > {ALERTS_TICK_STALE_SECONDS}",
             wait="2m",

@@ -51,6 +51,7 @@ from services.alerts.lifecycle import Engine
 from services.alerts.notices import CHANNELS
 from services.alerts.rules import Silence, silenced_until
 from services.alerts.signing import webhook_signature
+from shared.backoff import Retrying
 from shared.config import AlertsSettings
 from shared.kpis import LOCAL_TZ
 
@@ -185,13 +186,15 @@ async def send_forever(pool: asyncpg.Pool, *, engine: Engine, channel: str) -> N
         }
         sender = senders[channel]()
         wake = engine.wakes[channel]
+        retrying = Retrying(f"{channel}_sender", logger)
         while True:
             wake.clear()
             try:
                 sent = await send_due(pool, engine, channel, sender)
-            except Exception:
-                logger.exception("%s sender failed; retrying at the next poll", channel)
-                sent = 0
+            except Exception as exc:  # the database, not a channel: channel errors are kept per notification
+                await retrying.wait_after(exc)
+                continue
+            retrying.succeeded()
             if sent == 0:
                 try:
                     await asyncio.wait_for(wake.wait(), timeout=settings.ALERTS_SEND_POLL_SECONDS)

@@ -1,30 +1,45 @@
 """Evaluate the KPI counts metrics publishes (dvc.kpi-updates.v1) and publish state changes (dvc.alerts.v1).
 
 The subscriber takes batches in group "dvc-alerts" with MANUAL acknowledgement: the offsets are
-committed only after the batch's evaluations are committed in PostgreSQL (a failed batch is nacked
-and redelivered; a redelivered or older computation is skipped by its `computed_at`). State changes
+committed only after the batch's evaluations are committed in PostgreSQL (a batch that failed on a
+storage outage is rewound and retried after a backoff; a message that is invalid or fails alone goes
+to dvc.internal-dead-letters.v1; a redelivered or older computation is skipped by its `computed_at`). State changes
 go to Kafka through the `alert_events` outbox, right after the commit and again from the timer, so a
 broker outage delays them but loses none.
 """
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated
 
 import asyncpg
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy, Context
 from faststream.kafka import KafkaMessage, KafkaRouter
+from pydantic import WithJsonSchema
 
 from services.alerts import queries
 from services.alerts.lifecycle import Engine, Observation, apply_observations, observations_of, wake_senders
 from shared import topics
 from shared.app import PartitionAssignment
+from shared.backoff import Retrying
+from shared.consuming import (
+    DeadLetterProducer,
+    isolate_internal_poison,
+    parse_keeping_headers,
+    raw_bodies,
+    settle_batch,
+)
 from shared.events import AlertStateChanged, UnitKpisComputed
 
 logger = logging.getLogger(__name__)
 
 PUBLISH_BATCH = 500
 ASSIGNMENT = PartitionAssignment()
+CONSUMER = Retrying("consumer", logger)
+RawUnitKpisComputed = Annotated[bytes, WithJsonSchema(UnitKpisComputed.model_json_schema())]
 router = KafkaRouter()
 alert_changes = router.publisher(
     topics.ALERTS,
@@ -43,26 +58,46 @@ alert_changes = router.publisher(
     ack_policy=AckPolicy.MANUAL,
     auto_offset_reset="earliest",
     listener=ASSIGNMENT,
+    parser=parse_keeping_headers,
+    decoder=raw_bodies,  # validated per record, so one bad message cannot fail the batch
     title="kpi updates (alerts)",
 )
 async def evaluate_kpi_updates(
-    updates: list[UnitKpisComputed],
+    body: list[RawUnitKpisComputed],  # noqa: ARG001 (records are read from msg; this types the AsyncAPI payload)
     msg: KafkaMessage,
     pool: Annotated[asyncpg.Pool, Context("pool")],
     engine: Annotated[Engine, Context("engine")],
+    dead_letter_producer: Annotated[DeadLetterProducer, Context("dead_letters")],
 ) -> None:
     """Evaluate every targeted KPI of the batch's updates in one transaction, then publish the changes."""
-    try:
-        await evaluate_updates(pool, engine, updates)
-    except BaseException:
-        await msg.nack()  # never commit past a batch that was not evaluated
-        raise
-    await msg.ack()
+    # A message that is invalid or fails alone goes to dvc.internal-dead-letters.v1; on a storage
+    # outage nothing is committed and the batch is retried after a backoff (settle_batch).
+    evaluated = await settle_batch(
+        msg,
+        CONSUMER,
+        partial(
+            isolate_internal_poison,
+            dead_letter_producer,
+            topics.KPI_UPDATES,
+            msg.raw_message,
+            UnitKpisComputed,
+            partial(evaluate_records, pool, engine),
+        ),
+    )
+    if not evaluated:
+        return
     wake_senders(engine)
     try:
         await publish_state_changes(pool)
-    except Exception:
-        logger.exception("publishing alert state changes failed; the timer retries")
+    except Exception as exc:
+        logger.warning("publishing alert state changes failed; the timer retries: %r", exc)
+
+
+async def evaluate_records(
+    pool: asyncpg.Pool, engine: Engine, items: Sequence[tuple[ConsumerRecord, UnitKpisComputed]]
+) -> int:
+    """Evaluate the updates of some records in one transaction; return the number of state changes."""
+    return await evaluate_updates(pool, engine, [update for _, update in items])
 
 
 async def evaluate_updates(pool: asyncpg.Pool, engine: Engine, updates: list[UnitKpisComputed]) -> int:

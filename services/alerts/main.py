@@ -7,10 +7,10 @@ from fastapi import FastAPI
 from services.alerts import api
 from services.alerts.calendar import parse_office_hours
 from services.alerts.delivery import send_forever
-from services.alerts.handlers import ASSIGNMENT, router
+from services.alerts.handlers import ASSIGNMENT, CONSUMER, router
 from services.alerts.lifecycle import Engine
 from services.alerts.notices import CHANNELS
-from services.alerts.tasks import tick_forever
+from services.alerts.tasks import TIMER, tick_forever
 from shared.app import create_api_app, serve
 from shared.config import AlertsSettings
 from shared.targets import Targets
@@ -31,7 +31,7 @@ def create(settings: AlertsSettings) -> FastAPI:
             partial(tick_forever, engine=engine),
             *(partial(send_forever, engine=engine, channel=channel) for channel in CHANNELS),
         ],
-        consumer_ready=lambda: bool(ASSIGNMENT.partitions),
+        consumer_ready=lambda: bool(ASSIGNMENT.partitions) and not (CONSUMER.waiting or TIMER.waiting),
     )
 
 

@@ -14,11 +14,11 @@ One instance at a time runs a tick (PostgreSQL advisory lock); every instance re
   units under a silence for every KPI, overdue_open or apology_coverage get none.
 """
 
-import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import asyncpg
 from prometheus_client import Gauge
@@ -31,6 +31,7 @@ from services.alerts.lifecycle import Engine, Observation, apply_observations, q
 from services.alerts.messages import DigestCase
 from services.alerts.notices import AlertRef, Row, alert_rows, digest_key, digest_rows
 from services.alerts.rules import BELOW, STATES, silenced_until
+from shared.backoff import Retrying, repeat_forever
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +45,14 @@ for _state in STATES:
     STATES_GAUGE.labels(_state)
 
 
+TIMER = Retrying("alerts_timer", logger)
+
+
 async def tick_forever(pool: asyncpg.Pool, *, engine: Engine) -> None:
-    """Run a tick every ALERTS_EVALUATION_SECONDS."""
-    while True:
-        try:
-            await tick(pool, engine)
-        except Exception:
-            logger.exception("alert timer tick failed; retrying at the next interval")
-        await asyncio.sleep(engine.settings.ALERTS_EVALUATION_SECONDS)
+    """Run a tick every ALERTS_EVALUATION_SECONDS; after a failure, wait out the backoff instead."""
+    await repeat_forever(
+        partial(tick, pool, engine), every=engine.settings.ALERTS_EVALUATION_SECONDS, retrying=TIMER
+    )
 
 
 async def tick(pool: asyncpg.Pool, engine: Engine) -> None:

@@ -7,7 +7,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated
 
 import asyncpg
 from aiokafka import ConsumerRecord
@@ -20,7 +21,16 @@ from services.ingest import queries
 from services.ingest.batches import Accepted, StoredBatch, store_batch
 from shared import topics
 from shared.app import PartitionAssignment
+from shared.backoff import Retrying
 from shared.config import Settings
+from shared.consuming import (
+    LEAF_ATTEMPTS,
+    DeadLetterProducer,
+    parse_keeping_headers,
+    process_isolating,
+    raw_bodies,
+    settle_batch,
+)
 from shared.events import (
     REASON_CODES,
     CellsChanged,
@@ -35,17 +45,7 @@ logger = logging.getLogger(__name__)
 
 MAX_RECORDS = 2000
 BATCH_TIMEOUT_MS = 100
-LEAF_ATTEMPTS = 3
-HANDLER_ERROR = "handler_error"  # operational reason: the event crashed storage after bounded retries
-# Errors that say the database is unreachable, not that an event is bad: wait, never dead-letter.
-DATABASE_DOWN_ERRORS = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.ConnectionDoesNotExistError,
-)
+HANDLER_ERROR = "handler_error"  # operational reason: the event failed storage alone while others were stored
 
 EVENTS_STORED = Counter("ingest_events_stored_total", "Events stored for the first time.", ["topic"])
 DUPLICATES = Counter("ingest_duplicate_events_total", "Events already stored (same event_id).", ["topic"])
@@ -91,11 +91,13 @@ class DeadLetter:
 
 RawContractEvent = Annotated[bytes, WithJsonSchema(contract_json_schema())]
 ASSIGNMENT = PartitionAssignment()
+CONSUMER = Retrying("consumer", logger)
 router = KafkaRouter()
-dead_letters = router.publisher(
+# Declared for the AsyncAPI document; sent by DeadLetterProducer, which keeps the original header bytes.
+router.publisher(
     topics.DEAD_LETTERS,
     title="dead letters",
-    description="Rejected messages, unchanged, with dvc-* headers naming the reason.",
+    description="Rejected messages, unchanged (value, key, original headers), with dvc-* headers naming the reason.",
 )
 changes = router.publisher(
     topics.CHANGES,
@@ -115,7 +117,8 @@ changes = router.publisher(
     ack_policy=AckPolicy.MANUAL,
     auto_offset_reset="earliest",
     listener=ASSIGNMENT,
-    decoder=lambda message: message.body,  # validated per record against the contract, not here
+    parser=parse_keeping_headers,  # headers are not part of the contract: never decoded
+    decoder=raw_bodies,  # validated per record against the contract, not here
     title="case and document events",
 )
 async def store_events(
@@ -124,23 +127,32 @@ async def store_events(
     pool: Annotated[asyncpg.Pool, Context("pool")],
     registry: Annotated[UnitRegistry, Context("registry")],
     settings: Annotated[Settings, Context("settings")],
+    dead_letter_producer: Annotated[DeadLetterProducer, Context("dead_letters")],
 ) -> None:
     """Validate every record, store the good ones exactly once, dead-letter the rest, then commit."""
-    started = time.perf_counter()
+    # On a storage outage nothing is committed: the batch is retried after a backoff (settle_batch).
     records: tuple[ConsumerRecord, ...] = msg.raw_message
+    await settle_batch(
+        msg, CONSUMER, partial(handle_batch, records, pool, registry, settings, dead_letter_producer)
+    )
+
+
+async def handle_batch(
+    records: tuple[ConsumerRecord, ...],
+    pool: asyncpg.Pool,
+    registry: UnitRegistry,
+    settings: Settings,
+    dead_letter_producer: DeadLetterProducer,
+) -> None:
+    """Validate, store, and publish the dead letters and dirty cells of one batch."""
+    started = time.perf_counter()
     BATCH_SIZE.observe(len(records))
-    try:
-        await registry.refresh(pool, max_age=settings.REGISTRY_REFRESH_SECONDS)
-        accepted, rejected = await validate_records(records, pool, registry, settings.TOPIC_PREFIX)
-        stored, crashed = await store_until_done(pool, accepted)
-        rejected += crashed
-        first_event_at = min(record.timestamp for record in records) / 1000 if records else None
-        await publish_outcome(rejected, stored, first_event_at)
-    except BaseException:
-        # Never commit past a batch that was not fully handled: rewind so it is redelivered.
-        await msg.nack()
-        raise
-    await msg.ack()
+    await registry.refresh(pool, max_age=settings.REGISTRY_REFRESH_SECONDS)
+    accepted, rejected = await validate_records(records, pool, registry, settings.TOPIC_PREFIX)
+    stored, crashed = await store_isolating_poison(pool, accepted)
+    rejected += crashed
+    first_event_at = min(record.timestamp for record in records) / 1000 if records else None
+    await publish_outcome(dead_letter_producer, rejected, stored, first_event_at)
     COMMIT_SECONDS.observe(time.perf_counter() - started)
     for topic, count in stored.stored.items():
         EVENTS_STORED.labels(topic).inc(count)
@@ -175,56 +187,43 @@ async def validate_records(
     return accepted, rejected
 
 
-async def store_until_done(
-    pool: asyncpg.Pool, batch: Sequence[Accepted]
-) -> tuple[StoredBatch, list[DeadLetter]]:
-    """Store the batch, waiting out a database outage; isolate events that keep failing."""
-    delay = 0.5
-    while True:
-        try:
-            return await store_isolating_poison(pool, batch)
-        except DATABASE_DOWN_ERRORS as exc:
-            logger.warning("database unavailable, retrying in %.1fs: %r", delay, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
-
-
 async def store_isolating_poison(
     pool: asyncpg.Pool, batch: Sequence[Accepted]
 ) -> tuple[StoredBatch, list[DeadLetter]]:
-    """Store the batch; if it fails, bisect it so one bad event cannot fail the others."""
-    attempts = LEAF_ATTEMPTS if len(batch) == 1 else 1
-    for attempt in range(attempts):
-        try:
-            async with pool.acquire() as connection:
-                return await store_batch(connection, batch), []
-        except DATABASE_DOWN_ERRORS:
-            raise
-        except Exception as exc:  # any other failure may be this batch's fault: isolate it
-            error = exc
-            await asyncio.sleep(0.05 * 2**attempt)
-    if len(batch) == 1:
-        item = batch[0]
-        logger.error("event %s failed %d times, dead-lettering: %r", item.event.event_id, attempts, error)
-        return StoredBatch(), [
-            DeadLetter(item.record, Rejection(HANDLER_ERROR, f"storage failed: {error!r}"[:500]))
-        ]
-    middle = len(batch) // 2
-    stored, crashed = await store_isolating_poison(pool, batch[:middle])
-    stored_right, crashed_right = await store_isolating_poison(pool, batch[middle:])
-    stored.merge(stored_right)
-    return stored, crashed + crashed_right
+    """Store the batch; if it fails with an error the data may cause, bisect it so one bad event cannot
+    fail the others. Storage outages propagate (the batch is retried whole, nothing is rejected)."""
+    stored = StoredBatch()
+    if not batch:
+        return stored, []
+    outcome = await process_isolating(batch, partial(store_in_transaction, pool))
+    for part in outcome.results:
+        stored.merge(part)
+    crashed = []
+    for item, error in outcome.failed:
+        logger.error(
+            "event %s failed alone %d times, dead-lettering: %r", item.event.event_id, LEAF_ATTEMPTS, error
+        )
+        crashed.append(DeadLetter(item.record, Rejection(HANDLER_ERROR, f"storage failed: {error!r}"[:500])))
+    return stored, crashed
+
+
+async def store_in_transaction(pool: asyncpg.Pool, batch: Sequence[Accepted]) -> StoredBatch:
+    """Store events in one transaction on a pooled connection."""
+    async with pool.acquire() as connection:
+        return await store_batch(connection, batch)
 
 
 async def publish_outcome(
-    rejected: Sequence[DeadLetter], stored: StoredBatch, first_event_at: float | None
+    dead_letter_producer: DeadLetterProducer,
+    rejected: Sequence[DeadLetter],
+    stored: StoredBatch,
+    first_event_at: float | None,
 ) -> None:
     """Publish dead letters and dirty cells before the offsets are committed."""
     now = time.time()
     await asyncio.gather(
-        *(
-            dead_letters.publish(d.record.value or b"", key=d.record.key, headers=dead_letter_headers(d))
-            for d in rejected
+        dead_letter_producer.publish(
+            topics.DEAD_LETTERS, [(d.record, d.rejection.reason, d.rejection.message) for d in rejected]
         ),
         *(
             changes.publish(message, key=key)
@@ -245,19 +244,4 @@ def bucket_changes(
     return {
         key: CellsChanged(cells=cells, changed_at=now, first_event_at=first_event_at)
         for key, cells in buckets.items()
-    }
-
-
-def dead_letter_headers(dead: DeadLetter) -> dict[str, Any]:
-    """Name the reason and the source position in headers; keep the original headers."""
-    record = dead.record
-    original = {key: value.decode("utf-8", "replace") for key, value in (record.headers or ())}
-    return {
-        **original,
-        "dvc-reason": dead.rejection.reason,
-        "dvc-message": dead.rejection.message,
-        "dvc-source-topic": record.topic,
-        "dvc-source-partition": str(record.partition),
-        "dvc-source-offset": str(record.offset),
-        "dvc-source-timestamp": str(record.timestamp),
     }

@@ -2,7 +2,7 @@
 
 from faststream.asgi import AsgiFastStream
 
-from services.ingest.handlers import ASSIGNMENT, UnitRegistry, router
+from services.ingest.handlers import ASSIGNMENT, CONSUMER, UnitRegistry, router
 from shared.app import create_app, serve
 from shared.config import Settings
 
@@ -14,7 +14,7 @@ def create(settings: Settings) -> AsgiFastStream:
         router,
         settings,
         context={"registry": UnitRegistry()},
-        consumer_ready=lambda: bool(ASSIGNMENT.partitions),
+        consumer_ready=lambda: bool(ASSIGNMENT.partitions) and not CONSUMER.waiting,
     )
 
 

@@ -1,9 +1,9 @@
 """Prometheus exposition of the KPI counts, read from PostgreSQL (cached) so every instance agrees."""
 
-import asyncio
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 
 import asyncpg
 from prometheus_client.core import GaugeMetricFamily
@@ -11,6 +11,7 @@ from prometheus_client.registry import Collector
 
 from services.metrics import queries
 from services.metrics.periods import current_periods, local_today
+from shared.backoff import Retrying, repeat_forever
 from shared.kpis import KPIS
 from shared.targets import Targets
 
@@ -23,6 +24,7 @@ class KpiCollector(Collector):
 
     def __init__(self) -> None:
         self.families: list[GaugeMetricFamily] = []
+        self.retrying = Retrying("kpi_snapshot", logger)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """Yield the last snapshot; the label set is bounded by the registry and the KPI list."""
@@ -69,10 +71,7 @@ class KpiCollector(Collector):
         self.families = [numerator, denominator, target, info, stamp]
 
     async def refresh_forever(self, pool: asyncpg.Pool, targets: Targets) -> None:
-        """Refresh the snapshot every few seconds."""
-        while True:
-            try:
-                await self.refresh(pool, targets)
-            except Exception:
-                logger.exception("KPI snapshot refresh failed; keeping the previous one")
-            await asyncio.sleep(REFRESH_SECONDS)
+        """Refresh the snapshot every few seconds; on failure keep the previous one and back off."""
+        await repeat_forever(
+            partial(self.refresh, pool, targets), every=REFRESH_SECONDS, retrying=self.retrying
+        )

@@ -4,21 +4,32 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Annotated
 
 import asyncpg
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy, Context
 from faststream.kafka import KafkaMessage, KafkaRouter
 from prometheus_client import Counter, Gauge, Histogram
+from pydantic import WithJsonSchema
 
 from services.metrics import queries
 from services.metrics.periods import is_supported_day, local_today, parse_period
 from shared import topics
 from shared.app import PartitionAssignment
+from shared.backoff import Retrying, repeat_forever
 from shared.config import Settings
+from shared.consuming import (
+    DeadLetterProducer,
+    isolate_internal_poison,
+    parse_keeping_headers,
+    raw_bodies,
+    settle_batch,
+)
 from shared.events import CellsChanged, UnitKpisComputed
 from shared.kpis import KPI_BY_ID
 
@@ -67,6 +78,9 @@ UNSUPPORTED_WARNING = OnceWarning(
     "such days are counted in metrics_unsupported_days_total and logged only this once"
 )
 ASSIGNMENT = PartitionAssignment()
+CONSUMER = Retrying("consumer", logger)
+SWEEPER = Retrying("deadline_sweeper", logger)
+RawCellsChanged = Annotated[bytes, WithJsonSchema(CellsChanged.model_json_schema())]
 router = KafkaRouter()
 kpi_updates = router.publisher(
     topics.KPI_UPDATES,
@@ -85,27 +99,47 @@ kpi_updates = router.publisher(
     ack_policy=AckPolicy.MANUAL,
     auto_offset_reset="earliest",
     listener=ASSIGNMENT,
+    parser=parse_keeping_headers,
+    decoder=raw_bodies,  # validated per record, so one bad message cannot fail the batch
     title="changes",
 )
 async def recompute_changed_cells(
-    changes: list[CellsChanged],
+    body: list[RawCellsChanged],  # noqa: ARG001 (records are read from msg; this types the AsyncAPI payload)
     msg: KafkaMessage,
     pool: Annotated[asyncpg.Pool, Context("pool")],
     settings: Annotated[Settings, Context("settings")],
+    dead_letter_producer: Annotated[DeadLetterProducer, Context("dead_letters")],
 ) -> None:
     """Recompute every dirty cell of the batch in one transaction, then publish the units' new counts."""
+    # A message that is invalid or fails alone goes to dvc.internal-dead-letters.v1; on a storage
+    # outage nothing is committed and the batch is retried after a backoff (settle_batch).
+    process = partial(apply_changes, pool, lookback_days=settings.ALERTS_LOOKBACK_DAYS)
+    await settle_batch(
+        msg,
+        CONSUMER,
+        partial(
+            isolate_internal_poison,
+            dead_letter_producer,
+            topics.CHANGES,
+            msg.raw_message,
+            CellsChanged,
+            process,
+        ),
+    )
+
+
+async def apply_changes(
+    pool: asyncpg.Pool, items: Sequence[tuple[ConsumerRecord, CellsChanged]], *, lookback_days: int
+) -> None:
+    """Recompute every dirty cell of the messages in one transaction, then publish the units' counts."""
+    changes = [change for _, change in items]
     dirty: dict[str, set[date]] = defaultdict(set)
     for change in changes:
         for unit_id, days in change.cells.items():
             dirty[unit_id] |= set(days)
-    try:
-        now = await recompute(pool, dirty, trigger="change")
-        observe_freshness(changes)  # the counts are committed: that is when an event is reflected
-        await publish_kpi_updates(pool, dirty, now, lookback_days=settings.ALERTS_LOOKBACK_DAYS)
-    except BaseException:
-        await msg.nack()  # never commit past a batch whose cells were not recomputed and published
-        raise
-    await msg.ack()
+    now = await recompute(pool, dirty, trigger="change")
+    observe_freshness(changes)  # the counts are committed: that is when an event is reflected
+    await publish_kpi_updates(pool, dirty, now, lookback_days=lookback_days)
 
 
 def observe_freshness(changes: list[CellsChanged]) -> None:
@@ -174,12 +208,9 @@ async def sweep_deadlines_forever(
     pool: asyncpg.Pool, *, lookback_days: int, interval: float = SWEEP_INTERVAL_SECONDS
 ) -> None:
     """Every `interval` seconds, mark dirty the cells of cases whose deadline has just passed."""
-    while True:
-        try:
-            await sweep_deadlines(pool, lookback_days=lookback_days)
-        except Exception:
-            logger.exception("deadline sweep failed; retrying at the next interval")
-        await asyncio.sleep(interval)
+    await repeat_forever(
+        partial(sweep_deadlines, pool, lookback_days=lookback_days), every=interval, retrying=SWEEPER
+    )
 
 
 async def sweep_deadlines(pool: asyncpg.Pool, *, lookback_days: int) -> int:
