@@ -131,6 +131,27 @@ async def viewer_token(database: MigratedDatabase) -> str:
     return await create_api_token(database, Role.viewer, "test viewer")
 
 
+STATE_TABLES = "events, event_ids, cases, documents, kpi_day_cells, procedure_days, overdue_days"
+
+
+async def truncate_state(database: MigratedDatabase) -> None:
+    """Empty the tables of stored events and their derived state."""
+    connection = await asyncpg.connect(database.admin_dsn)
+    try:
+        await connection.execute(f"TRUNCATE {STATE_TABLES}")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def no_stored_state(database: MigratedDatabase) -> AsyncIterator[None]:
+    """Start and end with no stored state: a session's tests share one database, and audits and row
+    counts cover every row."""
+    await truncate_state(database)
+    yield
+    await truncate_state(database)
+
+
 @pytest.fixture
 async def admin_db(database: MigratedDatabase) -> AsyncIterator[asyncpg.Connection]:
     connection = await asyncpg.connect(database.admin_dsn)

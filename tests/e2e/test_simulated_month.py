@@ -96,6 +96,7 @@ async def test_a_simulated_month_matches_the_ground_truth(
         DVC_SMTP_HOST="127.0.0.1",
         DVC_SMTP_PORT=str(smtp_port),
         DVC_SMTP_FROM="giamsat-dvc@dvc-monitor.example",
+        DVC_SMTP_TLS="off",  # the aiosmtpd sink offers no STARTTLS (required by default)
         DVC_ALERTS_SIGNING_KEY=secrets.token_hex(16),
         DVC_WEBHOOK_SECRET=secrets.token_hex(16),
         DVC_PUBLIC_URL="http://127.0.0.1:8003",

@@ -4,7 +4,6 @@ count exactly once however often they are replayed (real Kafka, PostgreSQL, inge
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -19,19 +18,7 @@ from shared import topics
 from tests.conftest import REPO, MigratedDatabase, ServiceRunner, load_registry, read_topic, wait_until
 from tests.factories import ICT, random_id, received, small_registry
 
-pytestmark = pytest.mark.integration
-TABLES = "events, event_ids, cases, documents, kpi_day_cells, procedure_days, overdue_days"
-
-
-@pytest.fixture(autouse=True)
-async def leave_no_rows(database: MigratedDatabase) -> AsyncIterator[None]:
-    """Empty the stored state afterwards: later tests of the session count rows of the shared database."""
-    yield
-    connection = await asyncpg.connect(database.admin_dsn)
-    try:
-        await connection.execute(f"TRUNCATE {TABLES}")
-    finally:
-        await connection.close()
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_stored_state")]
 
 
 KNOWN, NEW = "rp-known", "rp-new"

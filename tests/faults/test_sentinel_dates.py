@@ -7,7 +7,7 @@ KPI updates.
 
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -24,19 +24,7 @@ from shared.events import cells_key
 from tests.conftest import MigratedDatabase, ServiceRunner, load_registry, produce, read_topic, wait_until
 from tests.factories import ICT, case_event, document_sent, encode, random_id, received, small_registry
 
-pytestmark = pytest.mark.integration
-TABLES = "events, event_ids, cases, documents, kpi_day_cells, procedure_days, overdue_days"
-
-
-@pytest.fixture(autouse=True)
-async def leave_no_rows(database: MigratedDatabase) -> AsyncIterator[None]:
-    """Empty the stored state afterwards: later tests of the session count rows of the shared database."""
-    yield
-    connection = await asyncpg.connect(database.admin_dsn)
-    try:
-        await connection.execute(f"TRUNCATE {TABLES}")
-    finally:
-        await connection.close()
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_stored_state")]
 
 
 ERROR_LINE = re.compile(r"\bERROR\b|\bCRITICAL\b|Traceback")
