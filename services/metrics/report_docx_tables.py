@@ -43,7 +43,9 @@ def new_table(document: DocumentObject, headings: Sequence[str]) -> Table:
 
 def add_row(table: Table, values: Sequence[object], *, bold: bool = False, italic: bool = False) -> None:
     """Append a row of values."""
-    cells: Sequence[_Cell] = table.add_row().cells  # type: ignore[no-untyped-call]
+    row = table.add_row()  # type: ignore[no-untyped-call]
+    # `row.cells` walks the whole table each time (quadratic for long tables): take this row's own cells.
+    cells = [_Cell(tc, table) for tc in row._tr.tc_lst]
     for cell, value in zip(cells, values, strict=True):
         write_cell(cell, value, bold=bold, italic=italic)
 

@@ -28,6 +28,20 @@ BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
 FIRST_DATA_ROW = 7  # rows 1-4 title, 5-6 the two heading rows
 LEAF_LETTERS = ("D", "E", "F", "H", "I", "J", "L", "M")  # where LEAF_COLUMNS go
 TOTAL_FORMULAS = {"C": "=D{r}+E{r}+F{r}", "G": "=H{r}+I{r}+J{r}", "K": "=L{r}+M{r}"}
+COLUMN_INDEX = {"C": 2, "G": 6, "K": 10}  # 0-based, inserted in this order among the leaf values
+ROW_FONTS = {
+    "total": Font(bold=True),
+    "level": Font(bold=True),
+    "unit": Font(),
+    "procedure": Font(italic=True),
+}
+
+
+def sum_formula(letter: str, rows: list[int]) -> str:
+    """Return the formula summing a column over rows: SUM of a range when they are contiguous."""
+    if len(rows) > 1 and rows[-1] - rows[0] == len(rows) - 1:
+        return f"=SUM({letter}{rows[0]}:{letter}{rows[-1]})"
+    return "=" + "+".join(f"{letter}{row}" for row in rows)
 
 
 def write_title(sheet: Worksheet, report: Report, title: str, width: int) -> None:
@@ -66,22 +80,16 @@ def form_sheet(book: Workbook, report: Report) -> None:
             level_no, unit_no = level_no + 1, 0
         unit_no += row.kind == "unit"
         stt = {"level": ROMAN[(level_no - 1) % len(ROMAN)], "unit": str(unit_no)}.get(row.kind, "")
-        sheet.cell(row=r, column=1, value=stt)
-        sheet.cell(row=r, column=2, value=row.label)
+        values: list[int | str] = [stt, row.label]
         parts = [places[id(child)] for child in children.get(id(row), [])]
         for name, letter in zip(LEAF_COLUMNS, LEAF_LETTERS, strict=True):
-            value: int | str = getattr(row.counts, name)
-            if parts:
-                value = "=" + "+".join(f"{letter}{p}" for p in parts)
-            sheet[f"{letter}{r}"] = value
+            values.append(sum_formula(letter, parts) if parts else getattr(row.counts, name))
         for letter, formula in TOTAL_FORMULAS.items():
-            sheet[f"{letter}{r}"] = formula.format(r=r)
-        for column in range(1, 14):
-            cell = sheet.cell(row=r, column=column)
-            cell.border, cell.font = (
-                BOX,
-                Font(bold=row.kind in {"total", "level"}, italic=row.kind == "procedure"),
-            )
+            values.insert(COLUMN_INDEX[letter], formula.format(r=r))
+        font = ROW_FONTS[row.kind]
+        for column, value in enumerate(values, start=1):
+            cell = sheet.cell(row=r, column=column, value=value)
+            cell.border, cell.font = BOX, font
     sheet.column_dimensions["B"].width = 48
     sheet.freeze_panes = f"C{FIRST_DATA_ROW}"
 
@@ -136,7 +144,7 @@ def apology_sheet(book: Workbook, report: Report) -> None:
             ("G", "open_overdue_apologized"),
         ):
             value = getattr(row.counts, name)
-            sheet[f"{letter}{r}"] = "=" + "+".join(f"{letter}{p}" for p in parts) if parts else value
+            sheet[f"{letter}{r}"] = sum_formula(letter, parts) if parts else value
         sheet[f"E{r}"], sheet[f"H{r}"] = f"=C{r}-D{r}", f"=F{r}-G{r}"
     sheet.column_dimensions["B"].width = 48
 

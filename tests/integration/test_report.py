@@ -150,6 +150,9 @@ def evaluate(sheet: Worksheet, ref: str) -> int:
     value = sheet[ref].value
     if not (isinstance(value, str) and value.startswith("=")):
         return int(value)
+    if match := re.fullmatch(r"=SUM\(([A-Z]+)(\d+):\1(\d+)\)", value):
+        column, first, last = match.group(1), int(match.group(2)), int(match.group(3))
+        return sum(evaluate(sheet, f"{column}{row}") for row in range(first, last + 1))
     total = 0
     for sign, other in re.findall(r"([+-]?)([A-Z]+\d+)", value[1:]):
         total += -evaluate(sheet, other) if sign == "-" else evaluate(sheet, other)
