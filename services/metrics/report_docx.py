@@ -20,7 +20,7 @@ from docx.text.paragraph import Paragraph
 
 from services.metrics.report import Report
 from services.metrics.report_docx_tables import annex_tables
-from services.metrics.report_labels import percent, period_title, vn_date
+from services.metrics.report_labels import grouped, percent, period_title, vn_date
 from services.metrics.report_xlsx import report_days
 from shared.kpis import LOCAL_TZ
 
@@ -99,7 +99,9 @@ def heading_block(document: DocumentObject, report: Report) -> None:
         align=WD_ALIGN_PARAGRAPH.CENTER,
     )
     for row in table.rows:
-        row.cells[0].width, row.cells[1].width = Mm(65), Mm(100)
+        row.cells[0].width, row.cells[1].width = Mm(62), Mm(103)
+    table.autofit = False  # LibreOffice and Word lay the table out by its grid columns
+    table.columns[0].width, table.columns[1].width = Mm(62), Mm(103)
 
 
 def title_block(document: DocumentObject, report: Report) -> None:
@@ -121,17 +123,17 @@ def body_lines(report: Report) -> list[str]:
     return [
         f"Báo cáo số liệu của {report.scope_name} từ ngày {vn_date(first)} đến ngày {vn_date(last)}, "
         f"tổng hợp tự động từ hệ thống một cửa điện tử (dvc-monitor), số liệu đến {report.as_of.astimezone(LOCAL_TZ):%H:%M ngày %d/%m/%Y}.",
-        f"1. Số hồ sơ nhận giải quyết: {total.received_total}, trong đó trực tuyến {total.received_online}, "
-        f"trực tiếp và dịch vụ bưu chính {total.received_offline}, từ kỳ trước chuyển sang {total.carried_over}.",
-        f"2. Số hồ sơ đã giải quyết: {total.resolved_total}, trong đó trước hạn {total.resolved_early}, "
-        f"đúng hạn {total.resolved_on_time}, quá hạn {total.resolved_late} (tỷ lệ trước và đúng hạn {share}).",
-        f"3. Số hồ sơ đang giải quyết: {total.open_total}, trong đó trong hạn {total.open_in_time}, "
-        f"quá hạn {total.open_overdue}.",
-        f"4. Hồ sơ quá hạn đã có văn bản xin lỗi: {total.resolved_late_apologized} hồ sơ đã giải quyết và "
-        f"{total.open_overdue_apologized} hồ sơ đang giải quyết; chưa có văn bản xin lỗi: "
-        f"{total.resolved_late - total.resolved_late_apologized} và "
-        f"{total.open_overdue - total.open_overdue_apologized}.",
-        f"5. Số cơ quan, đơn vị có chỉ tiêu không đạt kế hoạch: {below_units}.",
+        f"1. Số hồ sơ nhận giải quyết: {grouped(total.received_total)}, trong đó trực tuyến {grouped(total.received_online)}, "
+        f"trực tiếp và dịch vụ bưu chính {grouped(total.received_offline)}, từ kỳ trước chuyển sang {grouped(total.carried_over)}.",
+        f"2. Số hồ sơ đã giải quyết: {grouped(total.resolved_total)}, trong đó trước hạn {grouped(total.resolved_early)}, "
+        f"đúng hạn {grouped(total.resolved_on_time)}, quá hạn {grouped(total.resolved_late)} (tỷ lệ trước và đúng hạn {share}).",
+        f"3. Số hồ sơ đang giải quyết: {grouped(total.open_total)}, trong đó trong hạn {grouped(total.open_in_time)}, "
+        f"quá hạn {grouped(total.open_overdue)}.",
+        f"4. Hồ sơ quá hạn đã có văn bản xin lỗi: {grouped(total.resolved_late_apologized)} hồ sơ đã giải quyết và "
+        f"{grouped(total.open_overdue_apologized)} hồ sơ đang giải quyết; chưa có văn bản xin lỗi: "
+        f"{grouped(total.resolved_late - total.resolved_late_apologized)} và "
+        f"{grouped(total.open_overdue - total.open_overdue_apologized)}.",
+        f"5. Số cơ quan, đơn vị có chỉ tiêu không đạt kế hoạch: {grouped(below_units)}.",
         "Chi tiết tại Phụ lục I (Biểu II.06a/VPCP/KSTT), Phụ lục II (hồ sơ quá hạn và văn bản xin lỗi) và "
         "Phụ lục III (các chỉ tiêu của Kế hoạch, cơ quan, đơn vị không đạt) kèm theo.",
     ]

@@ -4,7 +4,7 @@ from collections.abc import Callable, Sequence
 
 from docx.document import Document as DocumentObject
 from docx.enum.table import WD_TABLE_ALIGNMENT
-from docx.shared import Pt
+from docx.shared import Mm, Pt
 from docx.table import Table, _Cell
 
 from services.metrics.report import FormRow, Report
@@ -17,25 +17,31 @@ from services.metrics.report_labels import (
     KPI_HEADINGS,
     ROMAN,
     STATUS_VI,
+    grouped,
     percent,
     target_text,
 )
 from shared.kpis import KPI_BY_ID
 
+LANDSCAPE_TEXT_WIDTH_MM = 262  # 297 mm less the annex margins (20 + 15)
 MAX_FORM_ROWS = 400  # above this the DOCX form stops at units; the XLSX always has every procedure
 Fill = Callable[[DocumentObject], None]
 
 
 def write_cell(cell: _Cell, value: object, *, bold: bool = False, italic: bool = False) -> None:
     """Write a value into a table cell in 10 pt."""
-    run = cell.paragraphs[0].add_run("" if value is None else str(value))
+    text = grouped(value) if isinstance(value, int) and not isinstance(value, bool) else str(value)
+    run = cell.paragraphs[0].add_run("" if value is None else text)
     run.font.size, run.font.bold, run.font.italic = Pt(10), bold, italic
 
 
 def new_table(document: DocumentObject, headings: Sequence[str]) -> Table:
-    """Add a gridded table with one bold heading row."""
+    """Add a gridded table with one bold heading row: a narrow STT, a wide name, even number columns."""
     table: Table = document.add_table(rows=1, cols=len(headings))
-    table.style, table.alignment = "Table Grid", WD_TABLE_ALIGNMENT.CENTER
+    table.style, table.alignment, table.autofit = "Table Grid", WD_TABLE_ALIGNMENT.CENTER, False
+    number_width = (LANDSCAPE_TEXT_WIDTH_MM - 12 - 60) / (len(headings) - 2)
+    for index, column in enumerate(table.columns):
+        column.width = Mm(12 if index == 0 else 60 if index == 1 else number_width)
     for cell, text in zip(table.rows[0].cells, headings, strict=True):
         write_cell(cell, text, bold=True)
     return table

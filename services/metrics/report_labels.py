@@ -71,6 +71,11 @@ def period_title(name: str, first: date, last: date) -> str:
     return f"{template.format(m=month, y=year, q=quarter)} (kỳ báo cáo {span})"
 
 
+def grouped(value: int) -> str:
+    """Return an integer with Vietnamese thousands separators (12.128)."""
+    return f"{value:,}".replace(",", ".")
+
+
 def percent(value: float | None) -> str:
     """Return a ratio as a Vietnamese percentage (comma decimal), or a dash."""
     return "-" if value is None else f"{value * 100:.2f}%".replace(".", ",")

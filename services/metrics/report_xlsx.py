@@ -92,6 +92,14 @@ def form_sheet(book: Workbook, report: Report) -> None:
             cell.border, cell.font = BOX, font
     sheet.column_dimensions["B"].width = 48
     sheet.freeze_panes = f"C{FIRST_DATA_ROW}"
+    sheet.print_title_rows = f"5:{FIRST_DATA_ROW - 1}"
+
+
+def print_landscape(sheet: Worksheet) -> None:
+    """Print on landscape A4, every column on one page width."""
+    sheet.page_setup.orientation, sheet.page_setup.paperSize = "landscape", sheet.PAPERSIZE_A4
+    sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight = 1, 0
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
 
 
 def write_form_headings(sheet: Worksheet) -> None:
@@ -102,6 +110,7 @@ def write_form_headings(sheet: Worksheet) -> None:
         sheet.merge_cells(start_row=5, start_column=first, end_row=5 if last > first else 6, end_column=last)
     for column in range(3, 14):
         sheet.column_dimensions[get_column_letter(column)].width = 12
+    sheet.row_dimensions[6].height = 48
 
 
 def form_children(rows: list[FormRow]) -> dict[int, list[FormRow]]:
@@ -191,6 +200,8 @@ def render_xlsx(report: Report) -> bytes:
     form_sheet(book, report)
     apology_sheet(book, report)
     kpi_sheet(book, report)
+    for sheet in book.worksheets:
+        print_landscape(sheet)
     buffer = BytesIO()
     book.save(buffer)
     return buffer.getvalue()

@@ -217,8 +217,12 @@ def check_docx(content: bytes, report: dict[str, Any], kpis: dict[str, dict[str,
     for table_row, figure in zip(kpi_table.rows[1:], report["kpis"], strict=True):
         api = kpis[figure["kpi"]]
         cells = [cell.text for cell in table_row.cells]
-        denominator = "-" if api["denominator"] is None else str(api["denominator"])
-        assert (cells[1], cells[2], cells[3]) == (api["name_vi"], str(api["numerator"]), denominator)
+        denominator = None if cells[3] == "-" else number(cells[3])
+        assert (cells[1], number(cells[2]), denominator) == (
+            api["name_vi"],
+            api["numerator"],
+            api["denominator"],
+        )
 
 
 def run_cli(database: MigratedDatabase, tmp_path: Path, scope: str, period: str, fmt: str) -> bytes:
