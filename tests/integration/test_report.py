@@ -264,6 +264,14 @@ async def test_the_form_across_a_reporting_period_boundary_and_its_files(
 ) -> None:
     await send_cases(service_runner, boundary_scenario())
     unit_scope, period = f"unit:{COMMUNE}", "report-month:2026-11"
+    async with httpx.AsyncClient() as anonymous:  # a viewer token is needed, as for the other reads
+        url = f"http://127.0.0.1:{pipeline.port}/api/v1/reports"
+        refused = await anonymous.get(url, params={"scope": unit_scope, "period": period})
+        assert refused.status_code == 401
+        bad = await anonymous.get(
+            url, params={"scope": unit_scope, "period": "report-month:2026-13"}, headers=pipeline.headers
+        )
+        assert bad.status_code == 400 and "invalid period" in bad.json()["detail"]
 
     async def settled() -> bool:
         report = await report_json(pipeline, unit_scope, period)
