@@ -172,7 +172,9 @@ async def read_kpis(
     request: Request,
     scope: str = Query(description="unit:<id>, level:<name>, subtree:<id> or province"),
     period: str = Query(
-        description="day:YYYY-MM-DD, month:YYYY-MM, quarter:YYYY-Qn, year:YYYY or ytd:YYYY-MM-DD"
+        description="day:YYYY-MM-DD, month:YYYY-MM, quarter:YYYY-Qn, year:YYYY, ytd:YYYY-MM-DD, or a "
+        "reporting period (Decree 09/2019): report-month:YYYY-MM, report-quarter:YYYY-Qn, report-half:YYYY, "
+        "report-nine-months:YYYY, report-year:YYYY"
     ),
 ) -> KpiReport:
     """Every v1 KPI with its counts, ratio, target and status."""
@@ -195,7 +197,7 @@ async def read_kpis(
         request.app.state.targets,
         unit_id=target_unit,
         level=target_level,
-        year=parsed_period.first.year,
+        year=parsed_period.last.year,  # a reporting year starts on 15/12 of the year before
     )
     return KpiReport(
         scope=scope,

@@ -2,10 +2,10 @@
 
 from functools import partial
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from prometheus_client import REGISTRY
 
-from services.metrics import api
+from services.metrics import api, reports_api
 from services.metrics.exporter import KpiCollector
 from services.metrics.handlers import ASSIGNMENT, CONSUMER, SWEEPER, router, sweep_deadlines_forever
 from shared.app import create_api_app, serve
@@ -18,10 +18,13 @@ def create(settings: Settings) -> FastAPI:
     targets = Targets()
     collector = KpiCollector()
     REGISTRY.register(collector)
+    routes = APIRouter()
+    routes.include_router(api.router)
+    routes.include_router(reports_api.router)
     return create_api_app(
         "metrics",
         router,
-        api.router,
+        routes,
         settings,
         title="dvc-monitor metrics: chỉ số theo đơn vị / KPIs per unit",
         state={"targets": targets, "read_public": settings.API_READ_PUBLIC},

@@ -1,4 +1,10 @@
-"""Periods (local calendar days, months, quarters, years, year-to-date) and scopes of the KPI API."""
+"""Periods and scopes of the KPI API: local calendar periods, and the reporting periods (kỳ báo cáo).
+
+Reporting periods follow Decree 09/2019/NĐ-CP, Art. 12: a month runs from the 15th of the previous
+month to the 14th; a quarter from the 15th of the month before it to the 14th of its last month; the
+six months, nine months and year of year Y from 15 December of Y-1 to 14 June, 14 September and
+14 December of Y.
+"""
 
 import re
 from dataclasses import dataclass
@@ -62,12 +68,50 @@ def parse_period_name(text: str) -> Period:
         if kind == "ytd":
             day = date.fromisoformat(value)
             return Period(text, date(day.year, 1, 1), day)
+        if kind.startswith("report-"):
+            return parse_report_period(text, kind, value)
     except ValueError:
         pass
     raise ValueError(
         f"kỳ không hợp lệ / invalid period {text!r}: expected day:YYYY-MM-DD, month:YYYY-MM, "
-        "quarter:YYYY-Qn, year:YYYY or ytd:YYYY-MM-DD"
+        "quarter:YYYY-Qn, year:YYYY, ytd:YYYY-MM-DD or a reporting period report-month:YYYY-MM, "
+        "report-quarter:YYYY-Qn, report-half:YYYY, report-nine-months:YYYY, report-year:YYYY"
     )
+
+
+REPORT_SPAN_MONTHS = {"report-half": 6, "report-nine-months": 9, "report-year": 12}
+
+
+def parse_report_period(text: str, kind: str, value: str) -> Period:
+    """Parse a reporting period of Decree 09/2019/NĐ-CP (15th of a month to the 14th of a later one)."""
+    if kind == "report-month" and re.fullmatch(r"\d{4}-\d{2}", value):
+        year, month = int(value[:4]), int(value[5:])
+        return report_span(text, year, month, months=1)
+    if kind == "report-quarter" and (match := re.fullmatch(r"(\d{4})-Q([1-4])", value)):
+        return report_span(text, int(match.group(1)), 3 * int(match.group(2)), months=3)
+    if kind in REPORT_SPAN_MONTHS and re.fullmatch(r"\d{4}", value):
+        months = REPORT_SPAN_MONTHS[kind]
+        return report_span(text, int(value), months, months=months)
+    raise ValueError(text)
+
+
+def report_span(text: str, year: int, last_month: int, *, months: int) -> Period:
+    """Return the reporting period ending on the 14th of `last_month` and spanning `months` months."""
+    if not 1 <= last_month <= 12:
+        raise ValueError(text)
+    start_index = year * 12 + last_month - 1 - months  # months since year 0, of the month holding the 15th
+    first = date(start_index // 12, start_index % 12 + 1, 15)
+    return Period(text, first, date(year, last_month, 14))
+
+
+def is_report_period(period: Period) -> bool:
+    """Tell whether a period is a reporting period (kỳ báo cáo) rather than a calendar one."""
+    return period.name.startswith("report-")
+
+
+def report_year(period: Period) -> int:
+    """Return the year whose targets apply: a reporting year starts on 15 December of the year before."""
+    return period.last.year
 
 
 def parse_scope(text: str) -> Scope:

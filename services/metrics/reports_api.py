@@ -1,0 +1,65 @@
+"""`GET /api/v1/reports`: the periodic report (form II.06a/VPCP/KSTT) as XLSX, DOCX or JSON."""
+
+from datetime import UTC, datetime
+from typing import Literal
+
+import asyncpg
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from services.metrics.api import KPI_READER, parse_or_400
+from services.metrics.periods import Period, Scope
+from services.metrics.report import Report, build_report
+from services.metrics.report_docx import render_docx
+from services.metrics.report_xlsx import render_xlsx
+
+router = APIRouter(prefix="/api/v1")
+MEDIA_TYPES = {
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
+
+
+def file_name(report: Report, extension: str) -> str:
+    """Return an ASCII file name for the download."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in f"{report.scope}_{report.period}")
+    return f"bao-cao_{safe}.{extension}"
+
+
+@router.get(
+    "/reports",
+    summary="The periodic report (form II.06a/VPCP/KSTT) for a scope and period",
+    dependencies=[KPI_READER],
+    response_model=None,
+)
+async def read_report(
+    request: Request,
+    scope: str = Query(description="unit:<id>, level:<name>, subtree:<id> or province"),
+    period: str = Query(
+        description="a reporting period (report-month:YYYY-MM, report-quarter:YYYY-Qn, …) or a calendar one"
+    ),
+    format: Literal["xlsx", "docx", "json"] = Query("xlsx", description="xlsx, docx or json"),  # noqa: A002
+) -> Response | Report:
+    """The report's file, or its content as JSON (the same figures)."""
+    parsed_scope = parse_or_400(scope, Scope)
+    parsed_period = parse_or_400(period, Period)
+    assert isinstance(parsed_scope, Scope) and isinstance(parsed_period, Period)
+    pool: asyncpg.Pool = request.app.state.pool
+    async with pool.acquire() as connection:
+        try:
+            report = await build_report(
+                connection,
+                scope=parsed_scope,
+                scope_text=scope,
+                period=parsed_period,
+                targets=request.app.state.targets,
+                now=datetime.now(UTC),
+            )
+        except ValueError as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from exc
+    if format == "json":
+        return report
+    render = render_xlsx if format == "xlsx" else render_docx
+    content = await run_in_threadpool(render, report)
+    disposition = f'attachment; filename="{file_name(report, format)}"'
+    return Response(content, media_type=MEDIA_TYPES[format], headers={"Content-Disposition": disposition})
