@@ -5,7 +5,7 @@ from functools import partial
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
-from services.metrics import api
+from services.metrics import api, pages
 from services.metrics.exporter import KpiCollector
 from services.metrics.handlers import ASSIGNMENT, router, sweep_deadlines_forever
 from shared.app import create_api_app, serve
@@ -18,19 +18,28 @@ def create(settings: Settings) -> FastAPI:
     targets = Targets()
     collector = KpiCollector()
     REGISTRY.register(collector)
-    return create_api_app(
+    app = create_api_app(
         "metrics",
         router,
         api.router,
         settings,
         title="dvc-monitor metrics: chỉ số theo đơn vị / KPIs per unit",
-        state={"targets": targets, "read_public": settings.API_READ_PUBLIC},
+        state={
+            "targets": targets,
+            "read_public": settings.API_READ_PUBLIC,
+            "pages_key": settings.PAGES_SIGNING_KEY.get_secret_value()
+            if settings.PAGES_SIGNING_KEY
+            else None,
+            "alerts_url": settings.ALERTS_URL,
+        },
         background=[
             partial(sweep_deadlines_forever, lookback_days=settings.ALERTS_LOOKBACK_DAYS),
             partial(collector.refresh_forever, targets=targets),
         ],
         consumer_ready=lambda: bool(ASSIGNMENT.partitions),
     )
+    app.include_router(pages.router)  # the web pages (services/metrics/pages.py)
+    return app
 
 
 if __name__ == "__main__":
