@@ -48,7 +48,7 @@ def value_text(figure: KpiFigure, lang: str) -> str:
 
 def budget_text(state: Any, lang: str) -> str:
     """Return the month's "còn được phép trễ N hồ sơ" from an alert state, "—" without one."""
-    if state is None or "failures_allowed" not in state["figures"]:
+    if state is None or state["state"] == "insufficient_data" or "failures_allowed" not in state["figures"]:
         return "—"
     return allowance(state["kpi"], int(state["figures"]["failures_allowed"]), lang)
 
