@@ -2,7 +2,7 @@
 
 import typer
 
-from cli import alerts, db, deadletters, docs, grafana, infra, metrics, report, simulate, tokens, units
+from cli import alerts, db, deadletters, docs, grafana, infra, metrics, report, simulate, tokens, units, web
 
 app = typer.Typer(
     help="dvc-monitor: giám sát dịch vụ công trực tuyến / online public-service monitoring.",
@@ -17,6 +17,7 @@ app.add_typer(deadletters.app, name="deadletters")
 app.add_typer(docs.app, name="docs")
 app.add_typer(grafana.app, name="grafana")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(web.app, name="web")
 app.command("simulate")(simulate.simulate_command)
 app.command("report")(report.report_command)
 

@@ -124,9 +124,10 @@ start smtp python -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.
 start ingest env "$(service_env dvc_ingest DVC_INGEST_DB_PASSWORD)" DVC_HTTP_PORT="$INGEST_PORT" \
   python -m services.ingest.main
 start metrics env "$(service_env dvc_metrics DVC_METRICS_DB_PASSWORD)" DVC_HTTP_PORT="$METRICS_PORT" \
-  python -m services.metrics.main
+  DVC_ALERTS_URL="http://127.0.0.1:$ALERTS_PORT" python -m services.metrics.main
 start alerts env "$(service_env dvc_alerts DVC_ALERTS_DB_PASSWORD)" DVC_HTTP_PORT="$ALERTS_PORT" \
   DVC_SMTP_HOST=127.0.0.1 DVC_SMTP_PORT="$SMTP_PORT" DVC_SMTP_TLS=off DVC_PUBLIC_URL="http://127.0.0.1:$ALERTS_PORT" \
+  DVC_PAGES_URL="http://127.0.0.1:$METRICS_PORT" \
   DVC_ALERTS_EVALUATION_SECONDS=15 DVC_ALERTS_CONFIRM_SECONDS=30 DVC_ALERTS_RETRY_BASE_SECONDS=5 \
   python -m services.alerts.main
 wait_ready ingest "$INGEST_PORT"
@@ -137,6 +138,9 @@ month=$(TZ=Asia/Ho_Chi_Minh date +%Y-%m)
 cat <<EOF
 
 dvc-monitor đang chạy / is running. Xem / look at:
+  Tổng quan tỉnh / province overview: http://127.0.0.1:$METRICS_PORT/pages/province
+    (đăng nhập bằng mã đọc dưới đây / sign in with the viewer token below; trang đơn vị / unit pages:
+    /pages/units/<id>, liên kết ký sẵn trong thư cảnh báo / signed links in the alert mails)
   Chỉ số toàn tỉnh / province KPIs:  http://127.0.0.1:$METRICS_PORT/api/v1/kpis?scope=province&period=month:$month
   Đơn vị / units and statuses:       http://127.0.0.1:$METRICS_PORT/api/v1/units   (API docs: /docs)
   Cảnh báo / alerts:                 http://127.0.0.1:$ALERTS_PORT/api/v1/alerts   (API docs: /docs)
@@ -145,9 +149,7 @@ dvc-monitor đang chạy / is running. Xem / look at:
   Nhật ký / logs:                    $LOGS
   Mã đọc API / API viewer token:     curl -H "Authorization: Bearer $DEMO_TOKEN" <URL>   (1 ngày / 1 day)
   Grafana: không chạy ở chế độ này, các bảng có khi chạy docker compose (README) / not started natively,
-    the boards come with docker compose (README). Liên kết bảng trong thư / the dashboard links in the mails
-    (${DVC_GRAFANA_URL:-http://127.0.0.1:3000}) chỉ mở được nơi có Grafana / open only where a Grafana runs
-    with the boards (\`dvc grafana push\`).
+    the boards come with docker compose (README) or \`dvc grafana push\`.
 Nhấn Ctrl-C để dừng tất cả / press Ctrl-C to stop everything.
 EOF
 

@@ -22,13 +22,19 @@ class Settings(BaseSettings):
     HTTP_PORT: int = 8000
     LOG_LEVEL: str = "INFO"
     REGISTRY_REFRESH_SECONDS: float = 5.0
-    GRAFANA_URL: str = "http://127.0.0.1:3000"
+    GRAFANA_URL: str | None = None  # a Grafana with the boards: mails link to it, annotations go to it
     # Periods whose last day is older than this are not alerted on (alerts) nor published to alerts
     # (metrics), so a backfill of old data computes counts without flooding unit heads.
     ALERTS_LOOKBACK_DAYS: int = 45
     # True: the KPI reads of the metrics API (/api/v1/kpis, /api/v1/units) need no token (a trusted
     # network only). Every other route needs a Bearer token (`dvc tokens create`).
     API_READ_PUBLIC: bool = False
+    # The web pages (served by metrics): where people reach them, and the key of the signed unit-page
+    # links in messages (shared by alerts, which signs, and metrics, which checks; none: no such links).
+    PAGES_URL: str = "http://127.0.0.1:8002"
+    PAGES_SIGNING_KEY: SecretStr | None = None
+    PAGES_LINK_DAYS: float = 30.0
+    ALERTS_URL: str = "http://127.0.0.1:8003"  # where people reach the alerts service (acknowledge links)
 
     @field_validator("DATABASE_URL")
     @classmethod
@@ -37,6 +43,16 @@ class Settings(BaseSettings):
         password = value.get_secret_value().partition("@")[0].rpartition(":")[2]
         if password.lower() in PLACEHOLDER_SECRETS:
             raise ValueError("DATABASE_URL has an empty or placeholder password / mật khẩu không hợp lệ")
+        return value
+
+    @field_validator("PAGES_SIGNING_KEY")
+    @classmethod
+    def reject_placeholder_page_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """Refuse a placeholder or short page-link key."""
+        if value is not None:
+            secret = value.get_secret_value()
+            if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 16:
+                raise ValueError("DVC_PAGES_SIGNING_KEY must be at least 16 characters / khoá không hợp lệ")
         return value
 
 

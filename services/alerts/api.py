@@ -18,9 +18,10 @@ from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from services.alerts import ackpage, queries
 from services.alerts.lifecycle import Engine
-from services.alerts.signing import AckGrant, InvalidLink, read_ack_token
+from services.alerts.signing import AckGrant, InvalidLink, ack_token, read_ack_token
 from shared.auth import OPERATOR, VIEWER, Principal
 from shared.kpis import KPI_BY_ID
+from shared.pagelinks import InvalidPageLink, read_page_token
 
 router = APIRouter(prefix="/api/v1")
 Operator = Annotated[Principal, OPERATOR]
@@ -241,10 +242,14 @@ def alert_view(request: Request, row: asyncpg.Record) -> ackpage.AlertView:
     response_class=HTMLResponse,
     summary="The signed link of a message: a confirmation page (changes nothing)",
 )
-async def confirm_by_link(request: Request, alert_id: int, token: str = "") -> HTMLResponse:
-    """Show the alert and a button; a wrong, expired or malformed token gets a 403 page."""
+async def confirm_by_link(request: Request, alert_id: int, token: str = "", page: str = "") -> HTMLResponse:
+    """Show the alert and a button; a wrong, expired or malformed token gets a 403 page.
+
+    `page` instead of `token`: the signed link of the alert's unit page (shared/pagelinks.py), whose
+    acknowledge button leads here; the form then carries a fresh acknowledgement token of its recipient.
+    """
     try:
-        grant = check_link(request, alert_id, token)
+        grant = check_link(request, alert_id, token) if token or not page else None
     except InvalidLink as exc:
         return ackpage.refused_page(str(exc))
     async with pool_of(request).acquire() as connection:
@@ -252,7 +257,29 @@ async def confirm_by_link(request: Request, alert_id: int, token: str = "") -> H
         if row is None:
             return ackpage.refused_page(f"không có cảnh báo số {alert_id} / unknown alert", 404)
         view = alert_view(request, row)
+    if grant is None:
+        try:
+            token, grant = grant_from_page(request, row, page)
+        except InvalidLink as exc:
+            return ackpage.refused_page(str(exc))
     return ackpage.confirmation_page(view, token, recipient_name(request, grant))
+
+
+def grant_from_page(request: Request, row: asyncpg.Record, page: str) -> tuple[str, AckGrant]:
+    """Return an acknowledgement token and grant for the recipient of a unit page link of the alert's unit."""
+    engine: Engine = request.app.state.engine
+    now = datetime.now(UTC)
+    if engine.links.pages_key is None:
+        raise InvalidLink("liên kết trang đơn vị chưa được bật / page links are not enabled")
+    try:
+        page_grant = read_page_token(engine.links.pages_key, page, now=now)
+    except InvalidPageLink as exc:
+        raise InvalidLink(str(exc)) from exc
+    if page_grant.unit_id != row["unit_id"]:
+        raise InvalidLink("liên kết của đơn vị khác / a link of another unit")
+    expires = min(page_grant.expires, int(now.timestamp() + engine.links.ack_link_seconds))
+    token = ack_token(engine.links.signing_key, row["alert_id"], page_grant.recipient_unit_id, expires)
+    return token, read_ack_token(engine.links.signing_key, row["alert_id"], token, now=now)
 
 
 @router.post(

@@ -159,7 +159,7 @@ def grafana_sender(settings: AlertsSettings) -> Sender:
     """Return the Grafana annotation sender (POST /api/annotations)."""
     token = settings.GRAFANA_TOKEN.get_secret_value() if settings.GRAFANA_TOKEN else None
     grafana = AsyncGrafanaApi.from_url(
-        settings.GRAFANA_URL.rstrip("/") + "/",
+        (settings.GRAFANA_URL or "").rstrip("/") + "/",  # only used with a Grafana URL (lifecycle.py)
         credential=token,
         timeout=settings.ALERTS_CHANNEL_TIMEOUT_SECONDS,
     )

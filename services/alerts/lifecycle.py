@@ -62,9 +62,12 @@ class Engine:
             public_url=settings.PUBLIC_URL,
             grafana_url=settings.GRAFANA_URL,
             signing_key=settings.ALERTS_SIGNING_KEY.get_secret_value(),
-            grafana_enabled=settings.GRAFANA_TOKEN is not None,
+            grafana_enabled=settings.GRAFANA_TOKEN is not None and settings.GRAFANA_URL is not None,
             escalation_seconds=settings.ALERTS_ESCALATION_SECONDS,
             ack_link_seconds=settings.ALERTS_ACK_LINK_DAYS * 86400,
+            pages_url=settings.PAGES_URL,
+            pages_key=settings.PAGES_SIGNING_KEY.get_secret_value() if settings.PAGES_SIGNING_KEY else None,
+            page_link_seconds=settings.PAGES_LINK_DAYS * 86400,
         )
         return cls(
             settings, targets, Directory(), policy, links, {channel: asyncio.Event() for channel in CHANNELS}

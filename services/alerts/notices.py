@@ -31,6 +31,7 @@ from services.alerts.messages import (
 )
 from services.alerts.signing import ack_url, dashboard_url
 from shared.kpis import KPI_BY_ID
+from shared.pagelinks import page_token, unit_page_url
 
 Row = dict[str, Any]
 CHANNELS = ("email", "webhook", "grafana")
@@ -42,16 +43,35 @@ class Links:
     """Where links point and which optional channels are on."""
 
     public_url: str
-    grafana_url: str
+    grafana_url: str | None  # None: no Grafana, no board link
     signing_key: str
     grafana_enabled: bool
     escalation_seconds: float
     ack_link_seconds: float = 7 * 86400.0
+    pages_url: str = "http://127.0.0.1:8002"
+    pages_key: str | None = None  # None: unit page links without a token (the reader signs in)
+    page_link_seconds: float = 30 * 86400.0
 
     def ack_url(self, alert_id: int, recipient: Unit, now: datetime) -> str:
         """Return the acknowledgement link of an alert for one recipient, valid `ack_link_seconds`."""
         expires = int(now.timestamp() + self.ack_link_seconds)
         return ack_url(self.public_url, self.signing_key, alert_id, recipient.unit_id, expires)
+
+    def unit_page_url(self, unit_id: str, recipient: Unit, now: datetime) -> str:
+        """Return the link to a unit's page, signed for one recipient for `page_link_seconds`."""
+        if self.pages_key is None:
+            return unit_page_url(self.pages_url, unit_id)
+        expires = int(now.timestamp() + self.page_link_seconds)
+        return unit_page_url(
+            self.pages_url, unit_id, page_token(self.pages_key, unit_id, recipient.unit_id, expires)
+        )
+
+    def unit_links(self, unit_id: str, recipient: Unit, now: datetime) -> list[Line]:
+        """Return the unit page link, and the Grafana board's when a Grafana is configured."""
+        lines: list[Line] = [("Trang của đơn vị", self.unit_page_url(unit_id, recipient, now))]
+        if self.grafana_url:
+            lines.append(("Bảng Grafana của đơn vị", dashboard_url(self.grafana_url, unit_id)))
+        return lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +114,7 @@ def alert_message(kind: str, ref: AlertRef, *, recipient: Unit, links: Links, no
         lines.append(f"Chỉ số đã trở lại mức đạt; cảnh báo số {ref.alert_id} đã được đóng.")
     else:
         lines += budget_lines(ref.figures, ref.kpi, ref.period) + forecast_lines(ref.figures, ref.period)
-    lines.append(("Bảng theo dõi của đơn vị", dashboard_url(links.grafana_url, ref.unit.unit_id)))
+    lines += links.unit_links(ref.unit.unit_id, recipient, now)
     if kind != "resolved":
         lines.append(("Xác nhận đã nhận cảnh báo", links.ack_url(ref.alert_id, recipient, now)))
     lines.append(f"Số liệu tính đến {stamp(now)}. Mã cảnh báo: {ref.alert_id}.")
@@ -119,7 +139,7 @@ def alert_payload(
         "subject": message.subject,
         "text": message.text,
         "links": {
-            "dashboard": dashboard_url(links.grafana_url, ref.unit.unit_id),
+            "dashboard": links.unit_page_url(ref.unit.unit_id, recipient, now),
             "ack": links.ack_url(ref.alert_id, recipient, now) if kind != "resolved" else None,
         },
         "created_at": now.isoformat(),
@@ -186,7 +206,7 @@ def digest_message(
             f"{KPI_BY_ID[breach['kpi']].name_vi} tháng này: {percent(figures['ratio'])} "
             f"({figures['numerator']}/{figures['denominator']}), chỉ tiêu {target_text(figures, breach['kpi'])}."
         )
-    lines.append(("Bảng theo dõi của đơn vị", dashboard_url(links.grafana_url, unit.unit_id)))
+    lines += links.unit_links(unit.unit_id, unit, now)
     lines.append(f"Số liệu tính đến {stamp(now)}.")
     subject = (
         f"[Tổng hợp hằng ngày] {one_line(unit.name)}: {len(open_cases)} hồ sơ quá hạn, "

@@ -5,7 +5,7 @@ from functools import partial
 from fastapi import APIRouter, FastAPI
 from prometheus_client import REGISTRY
 
-from services.metrics import api, reports_api
+from services.metrics import api, pages, reports_api
 from services.metrics.exporter import KpiCollector
 from services.metrics.handlers import ASSIGNMENT, CONSUMER, SWEEPER, router, sweep_deadlines_forever
 from shared.app import create_api_app, serve
@@ -21,13 +21,21 @@ def create(settings: Settings) -> FastAPI:
     routes = APIRouter()
     routes.include_router(api.router)
     routes.include_router(reports_api.router)
+    routes.include_router(pages.router)  # the web pages
     return create_api_app(
         "metrics",
         router,
         routes,
         settings,
         title="dvc-monitor metrics: chỉ số theo đơn vị / KPIs per unit",
-        state={"targets": targets, "read_public": settings.API_READ_PUBLIC},
+        state={
+            "targets": targets,
+            "read_public": settings.API_READ_PUBLIC,
+            "pages_key": settings.PAGES_SIGNING_KEY.get_secret_value()
+            if settings.PAGES_SIGNING_KEY
+            else None,
+            "alerts_url": settings.ALERTS_URL,
+        },
         background=[
             partial(sweep_deadlines_forever, lookback_days=settings.ALERTS_LOOKBACK_DAYS),
             partial(collector.refresh_forever, targets=targets),

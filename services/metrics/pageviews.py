@@ -1,0 +1,182 @@
+"""What the web pages show (pure): KPI rows, units ranked worst first, overdue cases, alerts, trends."""
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from services.metrics.api import KpiFigure, OverdueCase, UnitStatus
+from services.metrics.charts import PercentFormat, TrendChart, trend_chart
+from services.metrics.pagetext import allowance, kpi_name, percent, stamp, target_text, translator
+from shared.kpis import DAY_CELL_KPIS, KPI_BY_ID
+
+
+@dataclass(frozen=True, slots=True)
+class KpiRow:
+    """One KPI of a page: month and year values against the target, budget and forecast."""
+
+    kpi: str
+    name: str
+    month_value: str
+    month_status: str
+    year_value: str
+    year_status: str
+    target: str
+    budget: str
+    forecast: str
+
+
+@dataclass(frozen=True, slots=True)
+class RankedUnit:
+    """A unit below target, with what it misses."""
+
+    unit_id: str
+    name: str
+    level_name: str
+    below: list[str]
+    below_count: int
+    shortfall: float
+
+
+def value_text(figure: KpiFigure, lang: str) -> str:
+    """Return "98,5% (197/200)" or "3" for counts."""
+    if KPI_BY_ID[figure.kpi].is_count:
+        return str(figure.numerator)
+    if figure.ratio is None:
+        return "—"
+    return f"{percent(figure.ratio, lang)} ({figure.numerator}/{figure.denominator})"
+
+
+def budget_text(state: Any, lang: str) -> str:
+    """Return the month's "còn được phép trễ N hồ sơ" from an alert state, "—" without one."""
+    if state is None or state["state"] == "insufficient_data" or "failures_allowed" not in state["figures"]:
+        return "—"
+    return allowance(state["kpi"], int(state["figures"]["failures_allowed"]), lang)
+
+
+def forecast_text(state: Any, lang: str) -> str:
+    """Return "97,9% (khả năng đạt 35%)" from an alert state, "—" without a forecast."""
+    figures = state["figures"] if state is not None else {}
+    if figures.get("forecast_ratio") is None:
+        return "—"
+    t = translator(lang)
+    text = percent(float(figures["forecast_ratio"]), lang)
+    if figures.get("p_meet") is not None:
+        text += f" ({t('p_meet')} {round(float(figures['p_meet']) * 100)}%)"
+    if figures.get("certain_breach"):
+        text += f", {t('certain_breach')}"
+    return text
+
+
+def kpi_rows(
+    month: list[KpiFigure], year: list[KpiFigure], states: dict[str, Any], lang: str
+) -> list[KpiRow]:
+    """Pair each KPI's month and year figures with the month's alert state (by KPI id)."""
+    year_by_kpi = {figure.kpi: figure for figure in year}
+    rows = []
+    for figure in month:
+        of_year = year_by_kpi[figure.kpi]
+        rows.append(
+            KpiRow(
+                kpi=figure.kpi,
+                name=kpi_name(figure.kpi, lang),
+                month_value=value_text(figure, lang),
+                month_status=figure.status,
+                year_value=value_text(of_year, lang),
+                year_status=of_year.status,
+                target=target_text(
+                    figure.comparator, figure.target, is_count=KPI_BY_ID[figure.kpi].is_count, lang=lang
+                ),
+                budget=budget_text(states.get(figure.kpi), lang),
+                forecast=forecast_text(states.get(figure.kpi), lang),
+            )
+        )
+    return rows
+
+
+def shortfall(figure: KpiFigure) -> float:
+    """Return how far a KPI below target is from it (ratio points; counts scaled to 1 per 100)."""
+    if figure.target is None:
+        return 0.0
+    if KPI_BY_ID[figure.kpi].is_count:
+        return (figure.numerator - figure.target) / 100
+    return figure.target - (figure.ratio or 0.0)
+
+
+def rank_below(units: list[UnitStatus], lang: str) -> list[RankedUnit]:
+    """Return the units with any KPI below target: most KPIs below first, then the largest shortfall."""
+    ranked = []
+    for unit in units:
+        below = [figure for figure in unit.kpis if figure.status == "below"]
+        if below:
+            ranked.append(
+                RankedUnit(
+                    unit_id=unit.unit_id,
+                    name=unit.name,
+                    level_name=unit.level_name,
+                    below=[f"{kpi_name(f.kpi, lang)}: {value_text(f, lang)}" for f in below],
+                    below_count=len(below),
+                    shortfall=max(shortfall(figure) for figure in below),
+                )
+            )
+    return sorted(ranked, key=lambda unit: (-unit.below_count, -unit.shortfall, unit.unit_id))
+
+
+def overdue_rows(cases: list[OverdueCase], lang: str) -> list[dict[str, Any]]:
+    """Return the overdue cases, oldest deadline first, with whole days overdue."""
+    t = translator(lang)
+    return [
+        {
+            "case_id": case.case_id,
+            "procedure": case.procedure_code or "—",
+            "deadline": stamp(case.deadline, lang),
+            "days": case.late_seconds // 86400,
+            "apology": t("yes") if case.apologized else t("no"),
+            "apologized": case.apologized,
+        }
+        for case in sorted(cases, key=lambda case: case.deadline)
+    ]
+
+
+def alert_rows(records: list[Any], lang: str) -> list[dict[str, Any]]:
+    """Return the alert history rows with their state words."""
+    t = translator(lang)
+    rows = []
+    for record in records:
+        if record["resolved_at"] is not None:
+            state = t("resolved")
+        elif record["acknowledged_at"] is not None:
+            state = t("acknowledged")
+        else:
+            state = t("open")
+        if record["escalated_at"] is not None:
+            state += f" ({t('escalated')})"
+        rows.append(
+            {
+                "alert_id": record["alert_id"],
+                "kpi": kpi_name(record["kpi"], lang),
+                "period": record["period"].partition(":")[2],
+                "opened": stamp(record["opened_at"], lang),
+                "state": state,
+                "can_ack": record["resolved_at"] is None and record["acknowledged_at"] is None,
+            }
+        )
+    return rows
+
+
+def trend_charts(
+    monthly: dict[tuple[date, str], tuple[int, int]],
+    months: list[date],
+    targets: dict[str, float | None],
+    lang: str,
+) -> list[TrendChart]:
+    """Return one chart per day-cell KPI: the scope's ratio each month, against the scope's target."""
+    fmt = PercentFormat(decimal_comma=lang == "vi")
+    charts = []
+    for kpi in DAY_CELL_KPIS:
+        points = []
+        for month in months:
+            numerator, denominator = monthly.get((month, kpi), (0, 0))
+            ratio = numerator / denominator if denominator else None
+            points.append((f"{month:%m/%y}", ratio, percent(ratio, lang)))
+        charts.append(trend_chart(kpi_name(kpi, lang), points, targets.get(kpi), fmt))
+    return charts
