@@ -2,7 +2,7 @@
 
 import typer
 
-from cli import alerts, db, docs, grafana, infra, metrics, simulate, tokens, units
+from cli import alerts, db, docs, grafana, infra, kafka, metrics, simulate, tokens, units
 
 app = typer.Typer(
     help="dvc-monitor: giám sát dịch vụ công trực tuyến / online public-service monitoring.",
@@ -10,6 +10,7 @@ app = typer.Typer(
 )
 app.add_typer(infra.app, name="infra")
 app.add_typer(db.app, name="db")
+app.add_typer(kafka.app, name="kafka")
 app.add_typer(units.app, name="units")
 app.add_typer(metrics.app, name="metrics")
 app.add_typer(alerts.app, name="alerts")
