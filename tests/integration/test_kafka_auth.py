@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import (
     GroupAuthorizationFailedError,
@@ -13,6 +12,7 @@ from aiokafka.errors import (
     KafkaError,
     TopicAuthorizationFailedError,
 )
+from pydantic import SecretStr
 
 from shared import topics
 from shared.config import KafkaSettings
@@ -27,7 +27,10 @@ TIMEOUTS: dict[str, Any] = {"request_timeout_ms": 5000, "metadata_max_age_ms": 1
 def external(name: str) -> KafkaSettings:
     """A principal's settings on the TLS listener, verifying the broker against the infra's CA."""
     return kafka_settings(infra_setting("DVC_KAFKA_EXTERNAL_BOOTSTRAP_SERVERS"), name).model_copy(
-        update={"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_CA_FILE": Path(infra_setting("DVC_KAFKA_CA_FILE"))}
+        update={
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_CA_FILE": Path(infra_setting("DVC_KAFKA_CA_FILE")),
+        }
     )
 
 
@@ -57,13 +60,17 @@ async def test_a_client_without_credentials_is_refused(kafka_bootstrap: str, top
 
 
 async def test_a_wrong_password_is_refused(kafka_bootstrap: str, topic_prefix: str) -> None:
-    wrong = kafka_settings(kafka_bootstrap, "one-stop").model_copy(update={"KAFKA_PASSWORD": SecretStr("0" * 48)})
+    wrong = kafka_settings(kafka_bootstrap, "one-stop").model_copy(
+        update={"KAFKA_PASSWORD": SecretStr("0" * 48)}
+    )
     with pytest.raises(KafkaError):
         await send_one(wrong, topic_prefix + topics.CASE_EVENTS, b"{}")
     assert await read_topic(kafka_bootstrap, topic_prefix + topics.CASE_EVENTS, expect=1, timeout=2) == []
 
 
-async def test_the_one_stop_system_writes_case_events_over_tls(kafka_bootstrap: str, topic_prefix: str) -> None:
+async def test_the_one_stop_system_writes_case_events_over_tls(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     await send_one(external("one-stop"), topic_prefix + topics.CASE_EVENTS, b'{"over": "tls"}')
     records = await read_topic(kafka_bootstrap, topic_prefix + topics.CASE_EVENTS, expect=1)
     assert [r.value for r in records] == [b'{"over": "tls"}']
