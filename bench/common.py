@@ -15,17 +15,20 @@ from pathlib import Path
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer
+from confluent_kafka.admin import AdminClient
 
 from cli.db import SERVICE_ROLES, migrate
+from cli.kafka import ADMIN, admin_config, ensure_acls, ensure_topics, principal, remove_prefixed
 from cli.sim.publish import publish
 from cli.sim.stream import SimEvent, generate_events
 from cli.units import read_registry, store_registry
 from services.ingest.batches import Accepted, event_record
 from services.ingest.queries import EVENT_COLUMNS
 from shared import topics
-from shared.config import MigrationSettings
+from shared.config import KafkaSettings, MigrationSettings
 from shared.db import init_connection
 from shared.events import Event, decode_body, validate_body
+from shared.kafka_auth import aiokafka_security
 
 REPO = Path(__file__).resolve().parent.parent
 REGISTRY_FILE = REPO / "deploy" / "units" / "ha-tinh-2021.yaml"
@@ -59,6 +62,19 @@ class Scratch:
         password = self.env[f"DVC_{SERVICE_ROLES[role]}"]
         return f"postgresql://{role}:{password}@{self.admin_dsn.rsplit('@', 1)[1]}"
 
+    def kafka(self, name: str = ADMIN) -> KafkaSettings:
+        """Kafka settings of a principal: the super user (PLAIN) or one of cli.kafka.PRINCIPALS."""
+        admin = name == ADMIN
+        return KafkaSettings(
+            KAFKA_BOOTSTRAP_SERVERS=self.env["DVC_KAFKA_BOOTSTRAP_SERVERS"],
+            KAFKA_USERNAME=name,
+            KAFKA_PASSWORD=self.env[
+                "DVC_KAFKA_ADMIN_PASSWORD" if admin else principal(name).password_variable
+            ],  # type: ignore[arg-type]
+            KAFKA_SASL_MECHANISM="PLAIN" if admin else "SCRAM-SHA-512",
+            KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
+        )
+
 
 async def create_scratch(env: dict[str, str]) -> Scratch:
     """Create and migrate a scratch database; load Hà Tĩnh's 2021 registry."""
@@ -71,6 +87,9 @@ async def create_scratch(env: dict[str, str]) -> Scratch:
     connection = await asyncpg.connect(scratch.admin_dsn)
     await store_registry(connection, read_registry(REGISTRY_FILE))
     await connection.close()
+    admin = AdminClient(admin_config(scratch.kafka()))
+    ensure_topics(admin, scratch.prefix)
+    ensure_acls(admin, scratch.prefix)
     return scratch
 
 
@@ -79,6 +98,7 @@ async def drop_scratch(scratch: Scratch) -> None:
     connection = await asyncpg.connect(scratch.env["DVC_ADMIN_DATABASE_URL"])
     await connection.execute(f'DROP DATABASE IF EXISTS "{scratch.database}" WITH (FORCE)')
     await connection.close()
+    remove_prefixed(AdminClient(admin_config(scratch.kafka())), scratch.prefix)
 
 
 def bench_events(count: int, *, seed: int = 1) -> list[SimEvent]:
@@ -90,9 +110,7 @@ def bench_events(count: int, *, seed: int = 1) -> list[SimEvent]:
 
 async def publish_events(scratch: Scratch, events: list[SimEvent]) -> float:
     """Publish the events to the scratch topics; return messages per second."""
-    stats = await publish(
-        events, bootstrap=scratch.env["DVC_KAFKA_BOOTSTRAP_SERVERS"], topic_prefix=scratch.prefix
-    )
+    stats = await publish(events, kafka=scratch.kafka("simulator"), topic_prefix=scratch.prefix)
     return stats.sent / stats.seconds
 
 
@@ -107,6 +125,7 @@ async def consume_only(scratch: Scratch, expected: int) -> float:
         enable_auto_commit=False,
         max_partition_fetch_bytes=8 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
+        **aiokafka_security(scratch.kafka()),
     )
     await consumer.start()
     seen, started = 0, 0.0
@@ -177,6 +196,8 @@ def start_service(
         DVC_KAFKA_BOOTSTRAP_SERVERS=scratch.env["DVC_KAFKA_BOOTSTRAP_SERVERS"],
         DVC_TOPIC_PREFIX=scratch.prefix,
         DVC_HTTP_PORT=str(port),
+        DVC_KAFKA_USERNAME=service,
+        DVC_KAFKA_PASSWORD=scratch.env[principal(service).password_variable],
         DVC_LOG_LEVEL="WARNING",
         **extra,
     )

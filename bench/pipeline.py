@@ -38,13 +38,15 @@ from bench.common import (
 from cli.sim.stream import SimEvent, generate_events
 from cli.units import read_registry
 from shared import topics
+from shared.kafka_auth import aiokafka_security
 
 
 async def metrics_caught_up(scratch: Scratch) -> bool:
     """Return True when the metrics group has committed the end of every changes partition."""
     bootstrap = scratch.env["DVC_KAFKA_BOOTSTRAP_SERVERS"]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    security = aiokafka_security(scratch.kafka())
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **security)
     await admin.start()
     await consumer.start()
     try:
@@ -172,7 +174,10 @@ async def run(count: int, rate: int, seconds: int, keep: bool) -> None:
 async def paced_publish(scratch: Scratch, events: list[SimEvent], rate: int) -> None:
     """Publish `rate` events per second, in 20 ms slices, through one producer."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=scratch.env["DVC_KAFKA_BOOTSTRAP_SERVERS"], linger_ms=5, enable_idempotence=True
+        bootstrap_servers=scratch.env["DVC_KAFKA_BOOTSTRAP_SERVERS"],
+        linger_ms=5,
+        enable_idempotence=True,
+        **aiokafka_security(scratch.kafka("simulator")),
     )
     await producer.start()
     slice_size = max(1, rate // 50)

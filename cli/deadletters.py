@@ -17,14 +17,16 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared import topics
+from shared.config import KafkaSettings
 from shared.events import EVENT_TYPES_BY_TOPIC
+from shared.kafka_auth import aiokafka_security
 from shared.kpis import LOCAL_TZ
 
 app = typer.Typer(
@@ -101,6 +103,11 @@ def from_millis(text: str) -> datetime | None:
     return datetime.fromtimestamp(int(text) / 1000, UTC) if text.lstrip("-").isdigit() else None
 
 
+def client_security() -> dict[str, Any]:
+    """The client options of the operator's Kafka principal (DVC_KAFKA_USERNAME/PASSWORD: `operator`)."""
+    return aiokafka_security(KafkaSettings())
+
+
 def dead_letter_from_record(record: ConsumerRecord) -> DeadLetter:
     """Decode the dvc-* headers ingest wrote (dead_letter_headers in services/ingest/handlers.py)."""
     pairs: list[tuple[str, bytes | None]] = list(record.headers or ())
@@ -130,6 +137,7 @@ async def open_consumer(bootstrap: str, group_id: str | None) -> AsyncIterator[A
     """A consumer that never commits by itself (replay commits its progress explicitly)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **client_security(),
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -143,7 +151,7 @@ async def open_consumer(bootstrap: str, group_id: str | None) -> AsyncIterator[A
 
 async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
     """Return the partitions of `topic`, none if it does not exist (without creating it)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_security())
     await admin.start()
     try:
         described = [t for t in await admin.describe_topics() if t["topic"] == topic]
@@ -256,7 +264,9 @@ async def replay(
         if dry_run:
             result.sent.update(target for _, target in sendable)
             return result
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=20)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=20, **client_security()
+        )
         await producer.start()
         try:
             now = datetime.now(UTC)

@@ -2,7 +2,21 @@
 
 import typer
 
-from cli import alerts, db, deadletters, docs, grafana, infra, metrics, report, simulate, tokens, units, web
+from cli import (
+    alerts,
+    db,
+    deadletters,
+    docs,
+    grafana,
+    infra,
+    kafka,
+    metrics,
+    report,
+    simulate,
+    tokens,
+    units,
+    web,
+)
 
 app = typer.Typer(
     help="dvc-monitor: giám sát dịch vụ công trực tuyến / online public-service monitoring.",
@@ -10,6 +24,7 @@ app = typer.Typer(
 )
 app.add_typer(infra.app, name="infra")
 app.add_typer(db.app, name="db")
+app.add_typer(kafka.app, name="kafka")
 app.add_typer(units.app, name="units")
 app.add_typer(metrics.app, name="metrics")
 app.add_typer(alerts.app, name="alerts")

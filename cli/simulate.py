@@ -17,6 +17,8 @@ from pydantic import ValidationError
 from cli.sim import Pacer, Progress, SendStats, SimEvent, drain, generate_events, publish, record_truth
 from cli.sim.calendar import ICT
 from cli.units import Registry, read_registry
+from shared.config import KafkaSettings
+from shared.kafka_auth import KafkaCredentialsMissing
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "deploy" / "units" / "ha-tinh-2021.yaml"
 DEFAULT_SPEED = 31 * 86_400 / 300  # a month of simulated time in about five minutes
@@ -95,7 +97,7 @@ def simulate_command(
         stats = send_or_exit(
             events,
             dry_run=dry_run,
-            bootstrap=bootstrap,
+            kafka=KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap),  # principal: DVC_KAFKA_USERNAME/PASSWORD
             topic_prefix=topic_prefix,
             pacer=pacer,
             progress=Progress(progress_every, label="Đã tạo / generated" if dry_run else "Đã gửi / sent"),
@@ -136,7 +138,7 @@ def send_or_exit(
     events: Iterable[SimEvent],
     *,
     dry_run: bool,
-    bootstrap: str,
+    kafka: KafkaSettings,
     topic_prefix: str,
     pacer: Pacer | None,
     progress: Progress,
@@ -146,10 +148,13 @@ def send_or_exit(
         if dry_run:
             return drain(events, progress)
         return asyncio.run(
-            publish(events, bootstrap=bootstrap, topic_prefix=topic_prefix, pacer=pacer, progress=progress)
+            publish(events, kafka=kafka, topic_prefix=topic_prefix, pacer=pacer, progress=progress)
         )
+    except KafkaCredentialsMissing as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
     except KafkaError as exc:
-        typer.echo(f"Lỗi Kafka / Kafka error ({bootstrap}): {exc!r}", err=True)
+        typer.echo(f"Lỗi Kafka / Kafka error ({kafka.KAFKA_BOOTSTRAP_SERVERS}): {exc!r}", err=True)
         raise typer.Exit(1) from exc
     except KeyboardInterrupt as exc:
         typer.echo("Đã dừng / stopped", err=True)

@@ -5,8 +5,9 @@
 #
 #   scripts/infra.sh up|down|status|logs [postgres|kafka|alertmanager|prometheus]
 #
-# Environment (defaults): DVC_DATA_DIR (<repo>/.data), DVC_PG_PORT (55432), DVC_KAFKA_PORT (59092),
-# DVC_KAFKA_CONTROLLER_PORT (59093), DVC_PROMETHEUS_PORT (59090), DVC_ALERTMANAGER_PORT (59094),
+# Environment (defaults): DVC_DATA_DIR (<repo>/.data), DVC_PG_PORT (55432), DVC_KAFKA_PORT (59092,
+# SASL), DVC_KAFKA_EXTERNAL_PORT (59095, SASL over TLS), DVC_KAFKA_CONTROLLER_PORT (59093),
+# DVC_PROMETHEUS_PORT (59090), DVC_ALERTMANAGER_PORT (59094),
 # DVC_KAFKA_LIB_DIR ($HOME/.cache/dvc-monitor/kafka-4.3.1-lib), DVC_INGEST_HTTP_PORT (8001),
 # DVC_METRICS_HTTP_PORT (8002), DVC_ALERTS_HTTP_PORT (8003), DVC_LOGS_FOLLOW (1 on a terminal).
 # Alertmanager mails the platform alerts to DVC_OPERATOR_EMAILS (default operators@localhost) through
@@ -16,6 +17,8 @@
 #
 # `up` writes $DVC_DATA_DIR/secrets.env (mode 600, random values generated once) and
 # $DVC_DATA_DIR/infra.env (addresses); both are KEY=value lines: `set -a; . infra.env; . secrets.env`.
+# Kafka: SASL/SCRAM-SHA-512 with ACLs; after each start `dvc kafka setup` (the project's Python)
+# creates the principals, topics and ACLs; the TLS files of the external listener are in kafka/tls.
 # Exit codes: 0 ok, 1 failure, 2 usage, 3 `status` with a component not running.
 set -euo pipefail
 umask 022
@@ -26,6 +29,7 @@ DATA_DIR=$(realpath -m -- "${DVC_DATA_DIR:-$REPO_ROOT/.data}")
 PG_PORT=${DVC_PG_PORT:-55432}
 KAFKA_PORT=${DVC_KAFKA_PORT:-59092}
 KAFKA_CONTROLLER_PORT=${DVC_KAFKA_CONTROLLER_PORT:-59093}
+KAFKA_EXTERNAL_PORT=${DVC_KAFKA_EXTERNAL_PORT:-59095}
 PROM_PORT=${DVC_PROMETHEUS_PORT:-59090}
 AM_PORT=${DVC_ALERTMANAGER_PORT:-59094}
 KAFKA_LIB_DIR=$(realpath -m -- "${DVC_KAFKA_LIB_DIR:-$HOME/.cache/dvc-monitor/kafka-4.3.1-lib}")
@@ -52,6 +56,7 @@ PG_SOCKET_DIR=$RUN_DIR/postgres
 KAFKA_DIR=$DATA_DIR/kafka
 KAFKA_CONFIG=$KAFKA_DIR/server.properties
 KAFKA_LOG_DIRS=$KAFKA_DIR/kraft-combined-logs
+KAFKA_TLS_DIR=$KAFKA_DIR/tls
 PROM_DIR=$DATA_DIR/prometheus
 PROM_CONFIG=$PROM_DIR/prometheus.yml
 PROM_TSDB=$PROM_DIR/data
@@ -60,9 +65,13 @@ AM_CONFIG=$AM_DIR/alertmanager.yml
 AM_DATA=$AM_DIR/data
 
 COMPONENTS=(postgres kafka alertmanager prometheus)
+# the Kafka principals are those of cli/kafka.py (PRINCIPALS) plus the super user admin
+KAFKA_PRINCIPAL_KEYS=(DVC_KAFKA_INGEST_PASSWORD DVC_KAFKA_METRICS_PASSWORD DVC_KAFKA_ALERTS_PASSWORD
+  DVC_KAFKA_OPERATOR_PASSWORD DVC_KAFKA_SIMULATOR_PASSWORD DVC_KAFKA_ONE_STOP_PASSWORD DVC_KAFKA_DOCUMENTS_PASSWORD
+  DVC_KAFKA_REPORTING_PASSWORD DVC_KAFKA_INSPECTION_PASSWORD)
 SECRET_KEYS=(DVC_ADMIN_DB_PASSWORD DVC_INGEST_DB_PASSWORD DVC_METRICS_DB_PASSWORD
   DVC_ALERTS_DB_PASSWORD DVC_READER_DB_PASSWORD DVC_ALERTS_SIGNING_KEY DVC_WEBHOOK_SECRET
-  DVC_PAGES_SIGNING_KEY)
+  DVC_PAGES_SIGNING_KEY DVC_KAFKA_ADMIN_PASSWORD "${KAFKA_PRINCIPAL_KEYS[@]}")
 ADMIN_PW_NEW=0
 TMP_FILES=()
 trap 'rm -rf -- "${TMP_FILES[@]}"' EXIT
@@ -348,6 +357,8 @@ write_infra_env() {
     printf 'DVC_DATA_DIR=%q\n' "$DATA_DIR"
     printf 'DVC_PG_HOST=127.0.0.1\nDVC_PG_PORT=%s\nDVC_PG_DATABASE=%s\n' "$PG_PORT" "$PG_DATABASE"
     printf 'DVC_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:%s\n' "$KAFKA_PORT"
+    printf 'DVC_KAFKA_EXTERNAL_BOOTSTRAP_SERVERS=127.0.0.1:%s\n' "$KAFKA_EXTERNAL_PORT"
+    printf 'DVC_KAFKA_CA_FILE=%q\n' "$KAFKA_TLS_DIR/ca.crt"
     printf 'DVC_PROMETHEUS_URL=http://127.0.0.1:%s\n' "$PROM_PORT"
     printf 'DVC_ALERTMANAGER_URL=http://127.0.0.1:%s\n' "$AM_PORT"
   } >"$tmp"
@@ -570,13 +581,16 @@ kafka_render_config() {
   local text tmp
   text=$(<"$REPO_ROOT/deploy/kafka/server.properties.template")
   text=${text//@BROKER_PORT@/$KAFKA_PORT}
+  text=${text//@EXTERNAL_PORT@/$KAFKA_EXTERNAL_PORT}
   text=${text//@CONTROLLER_PORT@/$KAFKA_CONTROLLER_PORT}
   text=${text//@LOG_DIR@/$KAFKA_LOG_DIRS}
+  text=${text//@TLS_DIR@/$KAFKA_TLS_DIR}
+  text=${text//@ADMIN_PASSWORD@/$(env_get DVC_KAFKA_ADMIN_PASSWORD "$SECRETS_FILE")}
   mkdir -p -- "$KAFKA_DIR"
   tmp=$(mktemp "$KAFKA_CONFIG.XXXXXX")
   TMP_FILES+=("$tmp")
   printf '%s\n' "$text" >"$tmp"
-  chmod 644 -- "$tmp"
+  chmod 600 -- "$tmp"
   mv -f -- "$tmp" "$KAFKA_CONFIG"
 }
 
@@ -615,15 +629,19 @@ kafka_format_once() {
 
 # One real metadata request through aiokafka; exit 0 ok, 1 failed, 3 aiokafka not importable.
 kafka_metadata_ok() {
-  timeout 30 python3 - "127.0.0.1:$KAFKA_PORT" <<'EOF' 2>/dev/null
-import asyncio, sys
+  DVC_KAFKA_ADMIN_PASSWORD=$(env_get DVC_KAFKA_ADMIN_PASSWORD "$SECRETS_FILE") \
+    timeout 30 python3 - "127.0.0.1:$KAFKA_PORT" <<'EOF' 2>/dev/null
+import asyncio, os, sys
 try:
     from aiokafka.admin import AIOKafkaAdminClient
 except Exception:
     sys.exit(3)
 
 async def main() -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=sys.argv[1], request_timeout_ms=5000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=sys.argv[1], request_timeout_ms=5000, security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="PLAIN", sasl_plain_username="admin",
+        sasl_plain_password=os.environ["DVC_KAFKA_ADMIN_PASSWORD"])
     await admin.start()
     try:
         await admin.describe_cluster()
@@ -659,20 +677,58 @@ kafka_wait_ready() {
   done
 }
 
+# The project's Python (with confluent-kafka), for `dvc kafka setup`.
+project_python() {
+  local py
+  for py in ${VIRTUAL_ENV:+"$VIRTUAL_ENV/bin/python"} "$REPO_ROOT/.venv/bin/python" python3; do
+    if (cd "$REPO_ROOT" && "$py" -c 'import confluent_kafka, cli.kafka') >/dev/null 2>&1 9>&-; then
+      echo "$py"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Principals (SCRAM-SHA-512), topics and ACLs: idempotent, at every `up` (also on a log dir that was
+# formatted before Kafka had authentication: the static admin creates what is missing).
+kafka_setup() {
+  local py log=$LOG_DIR/kafka-setup.log
+  if ! py=$(project_python); then
+    warn "chưa có môi trường Python của dự án; chạy / the project's Python is not installed; run: DVC_KAFKA_USERNAME=admin DVC_KAFKA_SASL_MECHANISM=PLAIN DVC_KAFKA_PASSWORD=... dvc kafka setup (with secrets.env loaded)"
+    return 0
+  fi
+  if ! (
+    set -a
+    # shellcheck disable=SC1090
+    . "$SECRETS_FILE"
+    set +a
+    cd "$REPO_ROOT"
+    DVC_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT DVC_KAFKA_USERNAME=admin \
+      DVC_KAFKA_PASSWORD=$DVC_KAFKA_ADMIN_PASSWORD DVC_KAFKA_SASL_MECHANISM=PLAIN \
+      DVC_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT exec "$py" -m cli.main kafka setup
+  ) >"$log" 2>&1 </dev/null 8>&- 9>&-; then
+    fail_component kafka "dvc kafka setup thất bại / failed" "$log"
+  fi
+  say "  $(tail -n 1 -- "$log")"
+}
+
 kafka_up() {
   local pid log t0
   t0=$(now)
   log=$(log_file kafka)
+  bash "$REPO_ROOT/scripts/kafka-certs.sh" "$KAFKA_TLS_DIR" localhost 127.0.0.1 >/dev/null 9>&- ||
+    fail_component kafka "không tạo được chứng chỉ TLS / could not make the TLS certificate" no-log
   if pid=$(running_pid kafka); then
-    kafka_wait_ready "$pid" || fail_component kafka "đang chạy (pid $pid) nhưng không trả lời / running but not answering on 127.0.0.1:$KAFKA_PORT"
+    kafka_wait_ready "$pid" || fail_component kafka "đang chạy (pid $pid) nhưng không trả lời (cấu hình cũ, không xác thực? khởi động lại / an old, unauthenticated configuration? restart: scripts/infra.sh down kafka && scripts/infra.sh up kafka) / running but not answering on 127.0.0.1:$KAFKA_PORT"
     say "Kafka đã chạy, giữ nguyên / already running, unchanged (pid $pid): 127.0.0.1:$KAFKA_PORT"
+    kafka_setup
     return 0
   fi
   rm -f -- "$(pid_file kafka)"
   mkdir -p -- "$LOG_DIR" "$KAFKA_DIR"
   ensure_kafka_lib
   local p
-  for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+  for p in "$KAFKA_PORT" "$KAFKA_EXTERNAL_PORT" "$KAFKA_CONTROLLER_PORT"; do
     tcp_open "$p" && fail_component kafka "cổng đã bị chiếm / port already in use: 127.0.0.1:$p" no-log
   done
   kafka_render_config
@@ -691,7 +747,8 @@ kafka_up() {
     rm -f -- "$(pid_file kafka)"
     fail_component kafka "$why"
   fi
-  say "Kafka sẵn sàng / ready: 127.0.0.1:$KAFKA_PORT (pid $pid, $(elapsed "$t0") s)"
+  say "Kafka sẵn sàng / ready: 127.0.0.1:$KAFKA_PORT, TLS 127.0.0.1:$KAFKA_EXTERNAL_PORT (pid $pid, $(elapsed "$t0") s)"
+  kafka_setup
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -936,6 +993,7 @@ main() {
   check_port_number DVC_PG_PORT "$PG_PORT"
   check_port_number DVC_KAFKA_PORT "$KAFKA_PORT"
   check_port_number DVC_KAFKA_CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT"
+  check_port_number DVC_KAFKA_EXTERNAL_PORT "$KAFKA_EXTERNAL_PORT"
   check_port_number DVC_PROMETHEUS_PORT "$PROM_PORT"
   check_port_number DVC_ALERTMANAGER_PORT "$AM_PORT"
   check_port_number DVC_INGEST_HTTP_PORT "$INGEST_HTTP_PORT"

@@ -103,6 +103,12 @@ service_env() {  # role password variable
   echo "DVC_DATABASE_URL=postgresql://$role:${!password}@127.0.0.1:$DVC_PG_PORT/$DVC_PG_DATABASE"
 }
 
+kafka_env() {  # principal: its name and password (secrets.env), as `env` arguments
+  local name=$1 password
+  password=DVC_KAFKA_$(echo "$name" | tr 'a-z-' 'A-Z_')_PASSWORD
+  echo "DVC_KAFKA_USERNAME=$name DVC_KAFKA_PASSWORD=${!password}"
+}
+
 ensure_python_env
 if bash scripts/infra.sh status >/dev/null 2>&1; then INFRA_OWNED=0; fi
 trap 'stop_all $?' EXIT
@@ -121,11 +127,14 @@ DVC_DATABASE_URL=$DVC_ADMIN_DATABASE_URL dvc units load "$REGISTRY"
 DEMO_TOKEN=$(DVC_DATABASE_URL=$DVC_ADMIN_DATABASE_URL dvc tokens create --name "demo up.sh" --role viewer --days 1 2>/dev/null)
 
 start smtp python -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$MAIL_DIR"
-start ingest env "$(service_env dvc_ingest DVC_INGEST_DB_PASSWORD)" DVC_HTTP_PORT="$INGEST_PORT" \
+# shellcheck disable=SC2046  # kafka_env prints two words
+start ingest env "$(service_env dvc_ingest DVC_INGEST_DB_PASSWORD)" $(kafka_env ingest) DVC_HTTP_PORT="$INGEST_PORT" \
   python -m services.ingest.main
-start metrics env "$(service_env dvc_metrics DVC_METRICS_DB_PASSWORD)" DVC_HTTP_PORT="$METRICS_PORT" \
+# shellcheck disable=SC2046
+start metrics env "$(service_env dvc_metrics DVC_METRICS_DB_PASSWORD)" $(kafka_env metrics) DVC_HTTP_PORT="$METRICS_PORT" \
   DVC_ALERTS_URL="http://127.0.0.1:$ALERTS_PORT" python -m services.metrics.main
-start alerts env "$(service_env dvc_alerts DVC_ALERTS_DB_PASSWORD)" DVC_HTTP_PORT="$ALERTS_PORT" \
+# shellcheck disable=SC2046
+start alerts env "$(service_env dvc_alerts DVC_ALERTS_DB_PASSWORD)" $(kafka_env alerts) DVC_HTTP_PORT="$ALERTS_PORT" \
   DVC_SMTP_HOST=127.0.0.1 DVC_SMTP_PORT="$SMTP_PORT" DVC_SMTP_TLS=off DVC_PUBLIC_URL="http://127.0.0.1:$ALERTS_PORT" \
   DVC_PAGES_URL="http://127.0.0.1:$METRICS_PORT" \
   DVC_ALERTS_EVALUATION_SECONDS=15 DVC_ALERTS_CONFIRM_SECONDS=30 DVC_ALERTS_RETRY_BASE_SECONDS=5 \
@@ -157,7 +166,8 @@ if [ "${DVC_NO_SIMULATOR:-0}" != 1 ]; then
   demo_start=$(TZ=Asia/Ho_Chi_Minh date -d "-$DEMO_DAYS days" +%Y-%m-%d)
   echo "Mô phỏng $DEMO_DAYS ngày từ $demo_start, tăng tốc x$DEMO_SPEED / simulating $DEMO_DAYS days from $demo_start at x$DEMO_SPEED"
   # output to the terminal, like the messages above
-  setsid dvc simulate --mode accelerated --speed "$DEMO_SPEED" --start "$demo_start" --days "$DEMO_DAYS" \
+  # shellcheck disable=SC2046
+  setsid env $(kafka_env simulator) dvc simulate --mode accelerated --speed "$DEMO_SPEED" --start "$demo_start" --days "$DEMO_DAYS" \
     --scale "$DEMO_SCALE" --bad-rate 0.002 --duplicate-rate 0.01 --shuffle-window 200 \
     --registry "$REGISTRY" --seed "$(date +%s)" </dev/null &
   PIDS=("$!" "${PIDS[@]}")  # signalled first: no new events for services that are stopping

@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest, ma
 from shared.config import Settings
 from shared.consuming import DeadLetterProducer
 from shared.db import open_pool
+from shared.kafka_auth import broker_security
 
 
 class PartitionAssignment(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -49,9 +50,12 @@ def include_router(broker: KafkaBroker, router: KafkaRouter, prefix: str) -> Non
 
 
 def create_broker(service_name: str, settings: Settings) -> KafkaBroker:
-    """Create the broker: idempotent producer, metrics middleware, graceful stop after the batch in hand."""
+    """Create the broker: authenticated as the service's principal, idempotent producer, metrics
+    middleware, graceful stop after the batch in hand. Topics exist beforehand (`dvc kafka setup`)."""
     return KafkaBroker(
         settings.KAFKA_BOOTSTRAP_SERVERS,
+        security=broker_security(settings),
+        allow_auto_create_topics=False,
         client_id=f"dvc-{service_name}",
         enable_idempotence=True,
         linger_ms=5,

@@ -1,5 +1,6 @@
 """The one settings class: environment variables with the DVC_ prefix, secrets without defaults."""
 
+from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import SecretStr, field_validator, model_validator
@@ -8,15 +9,31 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PLACEHOLDER_SECRETS = {"changethis", "changeme", "password", "secret", ""}
 
 
-class Settings(BaseSettings):
-    """Settings common to every process; DATABASE_URL is the DSN of the process's own database role."""
+class KafkaSettings(BaseSettings):
+    """How a process reaches and authenticates to Kafka (the part of `Settings` a Kafka-only CLI needs).
+
+    Each process authenticates as its own principal (`dvc kafka setup` creates them and their ACLs);
+    the password has no default, and a client built without it is refused by the broker.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="DVC_", env_file=".env", env_ignore_empty=True, extra="ignore", frozen=True
     )
 
-    DATABASE_URL: SecretStr
     KAFKA_BOOTSTRAP_SERVERS: str = "127.0.0.1:59092"
+    KAFKA_USERNAME: str | None = None
+    KAFKA_PASSWORD: SecretStr | None = None
+    # SASL_SSL on the TLS listener (upstream systems, other hosts); SASL_PLAINTEXT on the internal one
+    KAFKA_SECURITY_PROTOCOL: Literal["SASL_PLAINTEXT", "SASL_SSL"] = "SASL_PLAINTEXT"
+    # SCRAM-SHA-512 for every principal; PLAIN only for the static super user `admin` (dvc kafka setup)
+    KAFKA_SASL_MECHANISM: Literal["SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
+    KAFKA_CA_FILE: Path | None = None  # CA of the broker's TLS certificate (SASL_SSL); none: system CAs
+
+
+class Settings(KafkaSettings):
+    """Settings common to every process; DATABASE_URL is the DSN of the process's own database role."""
+
+    DATABASE_URL: SecretStr
     TOPIC_PREFIX: str = ""
     HTTP_HOST: str = "127.0.0.1"
     HTTP_PORT: int = 8000

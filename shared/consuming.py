@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from shared import topics
 from shared.backoff import Retrying, infrastructure_failure_kind
 from shared.config import Settings
+from shared.kafka_auth import aiokafka_security
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +159,7 @@ class DeadLetterProducer:
     def __init__(self, settings: Settings, service_name: str) -> None:
         self.prefix = settings.TOPIC_PREFIX
         self.bootstrap_servers = settings.KAFKA_BOOTSTRAP_SERVERS
+        self.security = aiokafka_security(settings)
         self.client_id = f"dvc-{service_name}-dead-letters"
         self._producer: AIOKafkaProducer | None = None
 
@@ -168,6 +170,7 @@ class DeadLetterProducer:
             client_id=self.client_id,
             enable_idempotence=True,
             linger_ms=5,
+            **self.security,
         )
         await self._producer.start()
 

@@ -2,7 +2,7 @@
 
 from faststream.kafka import Topic
 
-# Partitions of a topic a subscriber creates when it is missing (keyed by unit: the unit of scale-out).
+# Partitions of every topic `dvc kafka setup` creates (keyed by unit: the unit of scale-out).
 # Existing topics keep theirs; operators raise it with kafka-topics.sh when they add instances.
 PARTITIONS = 4
 
@@ -17,7 +17,22 @@ KPI_UPDATES = "dvc.kpi-updates.v1"
 # Internal messages that failed validation or processing, isolated so the rest of their batch goes on.
 INTERNAL_DEAD_LETTERS = "dvc.internal-dead-letters.v1"
 
+# Upstream topics of the reporting and inspection systems: principals and ACLs exist, topics not yet.
+REPORT_EVENTS = "dvc.report-events.v1"
+INSPECTION_EVENTS = "dvc.inspection-events.v1"
+
+# How long each topic keeps messages (Kafka's retention.ms); dead letters are kept for a month.
+RETENTION_DAYS = {
+    CASE_EVENTS: 7,
+    DOCUMENT_EVENTS: 7,
+    DEAD_LETTERS: 30,
+    INTERNAL_DEAD_LETTERS: 30,
+    CHANGES: 7,
+    KPI_UPDATES: 7,
+    ALERTS: 7,
+}
+
 
 def declared(name: str) -> Topic:
-    """Return a subscribed topic, created with `PARTITIONS` partitions if missing."""
+    """Return a subscribed topic (with `PARTITIONS` partitions, as `dvc kafka setup` creates it)."""
     return Topic(name, num_partitions=PARTITIONS)

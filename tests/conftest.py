@@ -11,18 +11,22 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from confluent_kafka.admin import AdminClient
 
 from cli.db import SERVICE_ROLES, migrate
+from cli.kafka import ADMIN, admin_config, ensure_acls, ensure_topics, principal, remove_prefixed
 from cli.tokens import create_token
 from cli.units import Registry, store_registry
 from shared.auth import Role
-from shared.config import MigrationSettings
+from shared.config import KafkaSettings, MigrationSettings
 from shared.db import init_connection
+from shared.kafka_auth import aiokafka_security
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICE_ROLE = {
@@ -89,6 +93,38 @@ def with_database(dsn: str, name: str) -> str:
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
     return infra_setting("DVC_KAFKA_BOOTSTRAP_SERVERS")
+
+
+def kafka_settings(bootstrap: str, name: str = ADMIN) -> KafkaSettings:
+    """The Kafka settings of a principal ("admin", the super user, or one of cli.kafka.PRINCIPALS)."""
+    if name == ADMIN:
+        password, mechanism = infra_setting("DVC_KAFKA_ADMIN_PASSWORD"), "PLAIN"
+    else:
+        password, mechanism = infra_setting(principal(name).password_variable), "SCRAM-SHA-512"
+    return KafkaSettings(
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        KAFKA_USERNAME=name,
+        KAFKA_PASSWORD=password,  # type: ignore[arg-type]
+        KAFKA_SASL_MECHANISM=mechanism,  # type: ignore[arg-type]
+        KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
+    )
+
+
+def kafka_admin() -> AdminClient:
+    """An admin client of the super user (creates the tests' prefixed topics and ACLs)."""
+    return AdminClient(admin_config(kafka_settings(infra_setting("DVC_KAFKA_BOOTSTRAP_SERVERS"))))
+
+
+def prepare_topics(prefix: str) -> None:
+    """Create a test prefix's topics and the principals' ACLs on them, as `dvc kafka setup --prefix`."""
+    admin = kafka_admin()
+    ensure_topics(admin, prefix)
+    ensure_acls(admin, prefix)
+
+
+def drop_topics(prefix: str) -> None:
+    """Delete a test prefix's topics and ACLs."""
+    remove_prefixed(kafka_admin(), prefix)
 
 
 @pytest.fixture(scope="session")
@@ -170,8 +206,11 @@ async def load_registry(database: MigratedDatabase, registry: Registry) -> None:
 
 
 @pytest.fixture
-def topic_prefix() -> str:
-    return f"t{secrets.token_hex(4)}."
+def topic_prefix() -> Iterator[str]:
+    prefix = f"t{secrets.token_hex(4)}."
+    prepare_topics(prefix)
+    yield prefix
+    drop_topics(prefix)
 
 
 class ServiceProcess:
@@ -251,6 +290,8 @@ class ServiceRunner:
             DVC_KAFKA_BOOTSTRAP_SERVERS=self.kafka_bootstrap,
             DVC_TOPIC_PREFIX=self.topic_prefix,
             DVC_HTTP_PORT=str(free_port()),
+            DVC_KAFKA_USERNAME=service,  # each service authenticates as its own principal
+            DVC_KAFKA_PASSWORD=infra_setting(principal(service).password_variable),
             **extra,
         )
         return env
@@ -264,9 +305,19 @@ class ServiceRunner:
         return process
 
 
+def kafka_security(bootstrap: str, name: str = ADMIN) -> dict[str, Any]:
+    """The aiokafka client options of a principal (default: the super user of the tests)."""
+    return aiokafka_security(kafka_settings(bootstrap, name))
+
+
 async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
     """Send (key, value) messages to a topic and wait until the broker has them all."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=20)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        linger_ms=20,
+        **kafka_security(bootstrap),
+    )
     await producer.start()
     try:
         futures = [await producer.send(topic, value=value, key=key) for key, value in messages]
@@ -280,7 +331,11 @@ async def read_topic(
 ) -> list[ConsumerRecord]:
     """Read a topic from the start, without a group, until `expect` records arrived (or time ran out)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **kafka_security(bootstrap),
     )
     await consumer.start()
     records: list[ConsumerRecord] = []

@@ -14,6 +14,8 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from cli.sim.calendar import ICT
 from cli.sim.stream import SimEvent
+from shared.config import KafkaSettings
+from shared.kafka_auth import aiokafka_security
 
 CHUNK = 5_000  # delivery futures awaited together
 MIN_SLEEP = 0.005
@@ -113,7 +115,7 @@ class Progress:
 async def publish(
     events: Iterable[SimEvent],
     *,
-    bootstrap: str,
+    kafka: KafkaSettings,
     topic_prefix: str = "",
     pacer: Pacer | None = None,
     progress: Progress | None = None,
@@ -121,7 +123,8 @@ async def publish(
 ) -> SendStats:
     """Publish events in order (key = unit id); with a pacer, none before its simulated time."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        bootstrap_servers=kafka.KAFKA_BOOTSTRAP_SERVERS,
+        **aiokafka_security(kafka),
         linger_ms=20,
         max_batch_size=256 * 1024,
         enable_idempotence=True,

@@ -26,6 +26,7 @@ from tests.conftest import (
     ServiceRunner,
     bearer,
     free_port,
+    kafka_settings,
     load_registry,
     read_topic,
     wait_until,
@@ -105,7 +106,11 @@ async def test_a_simulated_month_matches_the_ground_truth(
         DVC_ALERTS_SEND_POLL_SECONDS="0.2",
         DVC_ALERTS_OFFICE_HOURS="00:00-24:00",
     )
-    await publish(events, bootstrap=service_runner.kafka_bootstrap, topic_prefix=service_runner.topic_prefix)
+    await publish(
+        events,
+        kafka=kafka_settings(service_runner.kafka_bootstrap, "simulator"),
+        topic_prefix=service_runner.topic_prefix,
+    )
 
     async def all_stored() -> bool:
         return int(await admin_db.fetchval("SELECT count(*) FROM event_ids")) >= len(good_ids)

@@ -4,6 +4,8 @@ import asyncio
 
 from aiokafka import AIOKafkaProducer
 
+from tests.conftest import kafka_security
+
 Headers = list[tuple[str, bytes | None]]
 Message = tuple[bytes | None, bytes, Headers]
 
@@ -18,7 +20,9 @@ ODD_HEADERS: list[Headers] = [
 
 async def produce_with_headers(bootstrap: str, topic: str, messages: list[Message]) -> None:
     """Send (key, value, headers) messages and wait until the broker has them all."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=20)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=20, **kafka_security(bootstrap)
+    )
     await producer.start()
     try:
         futures = [

@@ -27,6 +27,7 @@ from tests.conftest import (
     ServiceProcess,
     ServiceRunner,
     infra_setting,
+    kafka_security,
     load_registry,
     read_topic,
     wait_until,
@@ -72,7 +73,12 @@ class Stream:
         self.running = True
 
     async def run(self) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=True, linger_ms=20)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            enable_idempotence=True,
+            linger_ms=20,
+            **kafka_security(self.bootstrap),
+        )
         await producer.start()
         try:
             while self.running:

@@ -15,7 +15,16 @@ from aiokafka import AIOKafkaProducer
 from cli.deadletters import DeadLetter, parse_since, replay, replay_target
 from cli.metrics import audit
 from shared import topics
-from tests.conftest import REPO, MigratedDatabase, ServiceRunner, load_registry, read_topic, wait_until
+from tests.conftest import (
+    REPO,
+    MigratedDatabase,
+    ServiceRunner,
+    infra_setting,
+    kafka_security,
+    load_registry,
+    read_topic,
+    wait_until,
+)
 from tests.factories import ICT, random_id, received, small_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_stored_state")]
@@ -28,7 +37,12 @@ NEW_EVENTS = 30
 def run_cli(runner: ServiceRunner, *args: str) -> subprocess.CompletedProcess[str]:
     """Run `dvc deadletters …` as a real subprocess, configured by environment like an operator's shell."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("DVC_")}
-    env.update(DVC_KAFKA_BOOTSTRAP_SERVERS=runner.kafka_bootstrap, DVC_TOPIC_PREFIX=runner.topic_prefix)
+    env.update(
+        DVC_KAFKA_BOOTSTRAP_SERVERS=runner.kafka_bootstrap,
+        DVC_TOPIC_PREFIX=runner.topic_prefix,
+        DVC_KAFKA_USERNAME="operator",  # the operators' principal
+        DVC_KAFKA_PASSWORD=infra_setting("DVC_KAFKA_OPERATOR_PASSWORD"),
+    )
     return subprocess.run(
         [sys.executable, "-m", "cli.main", "deadletters", *args],
         cwd=REPO,
@@ -47,7 +61,11 @@ async def count(admin_db: asyncpg.Connection, sql: str, *args: object) -> int:
 async def send_with_headers(
     runner: ServiceRunner, messages: list[tuple[bytes, bytes, list[tuple[str, bytes | None]]]]
 ) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=runner.kafka_bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=runner.kafka_bootstrap,
+        enable_idempotence=True,
+        **kafka_security(runner.kafka_bootstrap),
+    )
     await producer.start()
     try:
         topic = runner.topic_prefix + topics.CASE_EVENTS

@@ -21,7 +21,15 @@ from aiokafka.admin import AIOKafkaAdminClient
 from cli.deadletters import partitions_of
 from shared import topics
 from shared.events import cells_key
-from tests.conftest import MigratedDatabase, ServiceRunner, load_registry, produce, read_topic, wait_until
+from tests.conftest import (
+    MigratedDatabase,
+    ServiceRunner,
+    kafka_security,
+    load_registry,
+    produce,
+    read_topic,
+    wait_until,
+)
 from tests.factories import ICT, case_event, document_sent, encode, random_id, received, small_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_stored_state")]
@@ -43,7 +51,11 @@ async def read_updates(
 ) -> list[dict[str, object]]:
     """Read kpi-updates from the start until `done` holds (or time runs out)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **kafka_security(bootstrap),
     )
     await consumer.start()
     updates: list[dict[str, object]] = []
@@ -65,8 +77,12 @@ async def committed_to_end(runner: ServiceRunner, topic: str) -> bool:
     """Tell whether metrics' group has committed every partition of `topic` up to its end."""
     partitions = await partitions_of(runner.kafka_bootstrap, topic)
     assert partitions, f"{topic} has no partitions"
-    admin = AIOKafkaAdminClient(bootstrap_servers=runner.kafka_bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=runner.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=runner.kafka_bootstrap, **kafka_security(runner.kafka_bootstrap)
+    )
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=runner.kafka_bootstrap, **kafka_security(runner.kafka_bootstrap)
+    )
     await admin.start()
     await consumer.start()
     try:

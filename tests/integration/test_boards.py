@@ -43,6 +43,7 @@ from tests.conftest import (
     ServiceRunner,
     free_port,
     load_registry,
+    prepare_topics,
     produce,
 )
 from tests.factories import case_event, document_sent, encode, random_id, received, small_registry
@@ -488,6 +489,7 @@ async def stack(
     await load_registry(database, small_registry(C1, C2))
     folder = tmp_path_factory.mktemp("boards")
     runner = ServiceRunner(database, kafka_bootstrap, f"t{secrets.token_hex(4)}.", folder)
+    prepare_topics(runner.topic_prefix)
     prometheus: PrometheusProcess | None = None
     try:
         services = {name: await runner.start(name) for name in ("ingest", "metrics")}

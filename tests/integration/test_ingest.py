@@ -10,7 +10,16 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from shared import topics
-from tests.conftest import MigratedDatabase, ServiceRunner, load_registry, produce, read_topic, wait_until
+from shared.kafka_auth import aiokafka_security
+from tests.conftest import (
+    MigratedDatabase,
+    ServiceRunner,
+    kafka_settings,
+    load_registry,
+    produce,
+    read_topic,
+    wait_until,
+)
 from tests.factories import at, case_event, document_sent, encode, random_id, received, small_registry
 
 pytestmark = pytest.mark.integration
@@ -152,6 +161,7 @@ async def rewind_group(runner: ServiceRunner, group_id: str) -> None:
         bootstrap_servers=runner.kafka_bootstrap,
         group_id=group_id,
         enable_auto_commit=False,
+        **aiokafka_security(kafka_settings(runner.kafka_bootstrap)),
     )
     await consumer.start()
     try:

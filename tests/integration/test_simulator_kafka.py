@@ -9,7 +9,7 @@ import pytest
 
 from cli.sim import Pacer, generate_events, publish, read_truth, record_truth
 from shared import topics
-from tests.conftest import read_topic
+from tests.conftest import kafka_settings, read_topic
 from tests.factories import small_registry
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,9 @@ async def test_a_simulated_day_arrives_as_the_ground_truth_says(
     path = tmp_path / "truth.jsonl"
     with path.open("wb") as lines:
         stats = await publish(
-            record_truth(events, lines), bootstrap=kafka_bootstrap, topic_prefix=topic_prefix
+            record_truth(events, lines),
+            kafka=kafka_settings(kafka_bootstrap, "simulator"),
+            topic_prefix=topic_prefix,
         )
     truth = Counter(line["topic"] for line in read_truth(path))
     assert set(truth) == {topics.CASE_EVENTS, topics.DOCUMENT_EVENTS}
@@ -65,7 +67,10 @@ async def test_accelerated_publishing_waits_for_simulated_time(
     first, last = events[0].ts, events[-1].ts
     speed = (last - first) / 2.0  # the day's traffic in about two seconds
     stats = await publish(
-        events, bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, pacer=Pacer(first, speed)
+        events,
+        kafka=kafka_settings(kafka_bootstrap, "simulator"),
+        topic_prefix=topic_prefix,
+        pacer=Pacer(first, speed),
     )
     assert stats.sent == len(events)
     assert 1.8 < stats.seconds < 10.0

@@ -404,3 +404,40 @@ def test_alertmanager_render_gives_a_valid_config(tmp_path: Path) -> None:
             [amtool, "check-config", str(out)], capture_output=True, text=True, check=False
         )
         assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.mark.parametrize("name", [*APP_SERVICES, "simulator"])
+def test_each_service_authenticates_to_kafka_as_its_own_principal(compose: Config, name: str) -> None:
+    env = environment(services_of(compose)[name])
+    assert env["DVC_KAFKA_USERNAME"] == name
+    assert env["DVC_KAFKA_PASSWORD"] == f"dummy-dvc-kafka-{name}-password"
+    assert (
+        services_of(compose)[name]["depends_on"]["kafka-setup"]["condition"]
+        == "service_completed_successfully"
+    )
+
+
+def test_kafka_setup_creates_every_principal_of_the_cli_as_the_admin(compose: Config) -> None:
+    from cli.kafka import PRINCIPALS
+
+    env = environment(services_of(compose)["kafka-setup"])
+    assert services_of(compose)["kafka-setup"]["command"] == ["dvc", "kafka", "setup"]
+    assert (env["DVC_KAFKA_USERNAME"], env["DVC_KAFKA_SASL_MECHANISM"]) == ("admin", "PLAIN")
+    assert {p.password_variable for p in PRINCIPALS} <= set(env)
+
+
+def test_compose_kafka_has_the_native_brokers_security_settings(compose: Config) -> None:
+    """Every security property of deploy/kafka/server.properties.template is set alike in compose."""
+    template = (REPO / "deploy" / "kafka" / "server.properties.template").read_text(encoding="utf-8")
+    native = dict(
+        line.split("=", 1)
+        for line in template.splitlines()
+        if line and not line.startswith("#") and "=" in line
+    )
+    env = environment(services_of(compose)["kafka"])
+    for key in [k for k in native if "sasl" in k or "authorizer" in k or "super" in k or "auto.create" in k]:
+        variable = "KAFKA_" + key.replace("_", "__").replace("-", "___").replace(".", "_").upper()
+        expected = native[key].replace("@ADMIN_PASSWORD@", "dummy-dvc-kafka-admin-password")
+        expected = expected.replace("@TLS_DIR@", "/etc/kafka/tls")
+        assert env.get(variable) == expected, key
+    assert "CONTROLLER://localhost:9093" in env["KAFKA_LISTENERS"]
