@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -103,9 +103,9 @@ def from_millis(text: str) -> datetime | None:
     return datetime.fromtimestamp(int(text) / 1000, UTC) if text.lstrip("-").isdigit() else None
 
 
-def client_security() -> dict[str, Any]:
-    """The client options of the operator's Kafka principal (DVC_KAFKA_USERNAME/PASSWORD: `operator`)."""
-    return aiokafka_security(KafkaSettings())
+def operator_kafka(bootstrap: str) -> KafkaSettings:
+    """The operator's Kafka settings: the address given, the principal from DVC_KAFKA_USERNAME/PASSWORD."""
+    return KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap)
 
 
 def dead_letter_from_record(record: ConsumerRecord) -> DeadLetter:
@@ -133,11 +133,11 @@ def matches(letter: DeadLetter, *, reason: str | None, since: datetime | None) -
 
 
 @asynccontextmanager
-async def open_consumer(bootstrap: str, group_id: str | None) -> AsyncIterator[AIOKafkaConsumer]:
+async def open_consumer(kafka: KafkaSettings, group_id: str | None) -> AsyncIterator[AIOKafkaConsumer]:
     """A consumer that never commits by itself (replay commits its progress explicitly)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        **client_security(),
+        bootstrap_servers=kafka.KAFKA_BOOTSTRAP_SERVERS,
+        **aiokafka_security(kafka),
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -149,9 +149,9 @@ async def open_consumer(bootstrap: str, group_id: str | None) -> AsyncIterator[A
         await consumer.stop()
 
 
-async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
+async def partitions_of(kafka: KafkaSettings, topic: str) -> list[TopicPartition]:
     """Return the partitions of `topic`, none if it does not exist (without creating it)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_security())
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.KAFKA_BOOTSTRAP_SERVERS, **aiokafka_security(kafka))
     await admin.start()
     try:
         described = [t for t in await admin.describe_topics() if t["topic"] == topic]
@@ -242,7 +242,7 @@ def replay_group(topic_prefix: str, reason: str) -> str:
 
 
 async def replay(
-    bootstrap: str,
+    kafka: KafkaSettings,
     topic_prefix: str,
     *,
     reason: str,
@@ -254,8 +254,8 @@ async def replay(
     dead_letter_topic = topic_prefix + topics.DEAD_LETTERS
     group_id = replay_group(topic_prefix, reason)
     result = ReplayResult(sent=Counter(), skipped=[], group_id=group_id)
-    partitions = await partitions_of(bootstrap, dead_letter_topic)
-    async with open_consumer(bootstrap, group_id) as consumer:
+    partitions = await partitions_of(kafka, dead_letter_topic)
+    async with open_consumer(kafka, group_id) as consumer:
         letters, end = await read_dead_letters(consumer, partitions, since=since, resume=not from_start)
         chosen = [letter for letter in letters if matches(letter, reason=reason, since=since)]
         targets = [(letter, replay_target(letter, topic_prefix)) for letter in chosen]
@@ -265,7 +265,10 @@ async def replay(
             result.sent.update(target for _, target in sendable)
             return result
         producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=20, **client_security()
+            bootstrap_servers=kafka.KAFKA_BOOTSTRAP_SERVERS,
+            enable_idempotence=True,
+            linger_ms=20,
+            **aiokafka_security(kafka),
         )
         await producer.start()
         try:
@@ -288,10 +291,10 @@ async def replay(
     return result
 
 
-async def collect(bootstrap: str, topic_prefix: str, *, since: datetime | None) -> list[DeadLetter]:
+async def collect(kafka: KafkaSettings, topic_prefix: str, *, since: datetime | None) -> list[DeadLetter]:
     """Read every dead letter (since a time) without a consumer group."""
-    partitions = await partitions_of(bootstrap, topic_prefix + topics.DEAD_LETTERS)
-    async with open_consumer(bootstrap, None) as consumer:
+    partitions = await partitions_of(kafka, topic_prefix + topics.DEAD_LETTERS)
+    async with open_consumer(kafka, None) as consumer:
         letters, _ = await read_dead_letters(consumer, partitions, since=since)
     return letters
 
@@ -322,7 +325,7 @@ def list_command(
 ) -> None:
     """Liệt kê thư lỗi gần nhất / List the latest dead letters (reason, source, time, message)."""
     after = parse_since(since)
-    letters = asyncio.run(collect(bootstrap, topic_prefix, since=after))
+    letters = asyncio.run(collect(operator_kafka(bootstrap), topic_prefix, since=after))
     chosen = [letter for letter in letters if matches(letter, reason=reason, since=after)]
     typer.echo(
         "Thời điểm lỗi / dead-lettered\tLý do / reason\tNguồn / source\tThời điểm gửi / sent\t"
@@ -343,7 +346,7 @@ def stats_command(
     after = parse_since(since)
     letters = [
         d
-        for d in asyncio.run(collect(bootstrap, topic_prefix, since=after))
+        for d in asyncio.run(collect(operator_kafka(bootstrap), topic_prefix, since=after))
         if matches(d, reason=None, since=after)
     ]
     counts = Counter(letter.reason for letter in letters)
@@ -372,7 +375,7 @@ def replay_command(
     """Phát lại thư lỗi về chủ đề nguồn / Re-publish dead letters to their source topic (after the fix)."""
     result = asyncio.run(
         replay(
-            bootstrap,
+            operator_kafka(bootstrap),
             topic_prefix,
             reason=reason,
             since=parse_since(since),

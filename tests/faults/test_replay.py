@@ -21,6 +21,7 @@ from tests.conftest import (
     ServiceRunner,
     infra_setting,
     kafka_security,
+    kafka_settings,
     load_registry,
     read_topic,
     wait_until,
@@ -129,7 +130,7 @@ async def test_unknown_unit_events_replayed_after_the_unit_is_loaded_count_once(
     # Re-sending everything on purpose changes nothing either: ingest deduplicates by event_id.
     before = await admin_db.fetch("SELECT * FROM kpi_day_cells WHERE unit_id = $1 ORDER BY day, kpi", NEW)
     again = await replay(
-        service_runner.kafka_bootstrap,
+        kafka_settings(service_runner.kafka_bootstrap, "operator"),
         service_runner.topic_prefix,
         reason="unknown_unit",
         since=None,

@@ -25,6 +25,7 @@ from tests.conftest import (
     MigratedDatabase,
     ServiceRunner,
     kafka_security,
+    kafka_settings,
     load_registry,
     produce,
     read_topic,
@@ -75,7 +76,7 @@ def units_with_month(updates: list[dict[str, object]], month: str) -> set[str]:
 
 async def committed_to_end(runner: ServiceRunner, topic: str) -> bool:
     """Tell whether metrics' group has committed every partition of `topic` up to its end."""
-    partitions = await partitions_of(runner.kafka_bootstrap, topic)
+    partitions = await partitions_of(kafka_settings(runner.kafka_bootstrap), topic)
     assert partitions, f"{topic} has no partitions"
     admin = AIOKafkaAdminClient(
         bootstrap_servers=runner.kafka_bootstrap, **kafka_security(runner.kafka_bootstrap)

@@ -31,8 +31,10 @@ from tests.conftest import (
     ServiceRunner,
     bearer,
     create_api_token,
+    drop_topics,
     free_port,
     load_registry,
+    prepare_topics,
     produce,
     wait_until,
 )
@@ -186,9 +188,9 @@ async def site(
     mailbox, smtp_port = Mailbox(), free_port()
     controller = Controller(mailbox, hostname="127.0.0.1", port=smtp_port)
     controller.start()
-    runner = ServiceRunner(
-        database, kafka_bootstrap, f"t{secrets.token_hex(4)}.", tmp_path_factory.mktemp("pages")
-    )
+    prefix = f"t{secrets.token_hex(4)}."
+    prepare_topics(prefix)  # the module's own topics and ACLs (topic_prefix is per test)
+    runner = ServiceRunner(database, kafka_bootstrap, prefix, tmp_path_factory.mktemp("pages"))
     metrics_port, alerts_port = free_port(), free_port()
     common = {"DVC_PAGES_SIGNING_KEY": PAGES_KEY, "DVC_REGISTRY_REFRESH_SECONDS": "0.5"}
     try:
@@ -244,6 +246,7 @@ async def site(
             if process.process is not None and process.process.poll() is None:
                 process.stop(signal.SIGKILL)
         controller.stop()
+        drop_topics(prefix)
 
 
 async def mailed(mailbox: Mailbox, unit_id: str) -> bool:
