@@ -207,6 +207,7 @@ async def site(
                 DVC_PUBLIC_URL=f"http://127.0.0.1:{alerts_port}",
                 DVC_SMTP_HOST="127.0.0.1",
                 DVC_SMTP_PORT=str(smtp_port),
+                DVC_SMTP_TLS="off",  # the aiosmtpd sink offers no STARTTLS (required by default)
                 DVC_ALERTS_SIGNING_KEY=SIGNING_KEY,
                 DVC_WEBHOOK_SECRET="test-webhook-secret-0123456789abcdef",
                 DVC_ALERTS_EVALUATION_SECONDS="1",
