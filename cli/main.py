@@ -11,6 +11,7 @@ from cli import (
     infra,
     kafka,
     metrics,
+    procedures,
     report,
     simulate,
     tokens,
@@ -26,6 +27,7 @@ app.add_typer(infra.app, name="infra")
 app.add_typer(db.app, name="db")
 app.add_typer(kafka.app, name="kafka")
 app.add_typer(units.app, name="units")
+app.add_typer(procedures.app, name="procedures")
 app.add_typer(metrics.app, name="metrics")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(deadletters.app, name="deadletters")

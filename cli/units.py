@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from shared.config import Settings
 
-UnitId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{0,63}$")]
+# Contract v1.1: any characters, 1..64 of them, case-sensitive, compared exactly (e.g. `000.00.17.H52`).
+UnitId = Annotated[str, Field(min_length=1, max_length=64)]
 CSV_COLUMNS = [
     "id",
     "name",

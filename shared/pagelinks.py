@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
 
-MAX_TOKEN_LENGTH = 400
+# Two base64url unit ids of up to 64 characters of 4 UTF-8 bytes each (342 characters apiece), and more.
+MAX_TOKEN_LENGTH = 800
 
 
 class InvalidPageLink(ValueError):

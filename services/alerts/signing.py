@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-ACK_TOKEN_MAX_LENGTH = 300
+ACK_TOKEN_MAX_LENGTH = 500  # a base64url unit id of 64 four-byte characters is 342 characters
 WEBHOOK_TOLERANCE_SECONDS = 300
 
 

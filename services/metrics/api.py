@@ -6,6 +6,7 @@ DVC_API_READ_PUBLIC=true the KPI reads (/kpis, /units) are open, the overdue cas
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Literal
 
 import asyncpg
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -18,6 +19,17 @@ from shared.kpis import KPIS
 from shared.targets import Target, Targets
 
 router = APIRouter(prefix="/api/v1")
+CASE_KPIS = frozenset(
+    {
+        "on_time_rate",
+        "overdue_open",
+        "apology_coverage",
+        "satisfaction_rate",
+        "online_offer_rate",
+        "online_intake_rate",
+        "portal_sync_rate",
+    }
+)
 KPI_READER = require(Role.viewer, open_setting="read_public")
 
 
@@ -35,8 +47,18 @@ class KpiFigure(BaseModel):
     status: str  # meets | below | no_data | informational
 
 
+class KpiGroup(BaseModel):
+    """The case KPIs of one procedure or field within a scope and period."""
+
+    key: str | None  # procedure code or field; None: procedures missing from the catalogue (by=field)
+    name: str  # the procedure's or field's name, or "chưa có trong danh mục / not in the catalogue"
+    field: str | None
+    in_catalogue: bool
+    kpis: list[KpiFigure]
+
+
 class KpiReport(BaseModel):
-    """Every KPI for one scope and period."""
+    """Every KPI for one scope and period (and, with `by`, the case KPIs per procedure or field)."""
 
     scope: str
     period: str
@@ -44,6 +66,8 @@ class KpiReport(BaseModel):
     last_day: date
     as_of: datetime
     kpis: list[KpiFigure]
+    by: str | None = None
+    groups: list[KpiGroup] | None = None
 
 
 class OverdueCase(BaseModel):
@@ -176,8 +200,11 @@ async def read_kpis(
         "reporting period (Decree 09/2019): report-month:YYYY-MM, report-quarter:YYYY-Qn, report-half:YYYY, "
         "report-nine-months:YYYY, report-year:YYYY"
     ),
+    by: Literal["procedure", "field"] | None = Query(
+        None, description="also every case KPI per procedure code or per field (lĩnh vực) of the catalogue"
+    ),
 ) -> KpiReport:
-    """Every v1 KPI with its counts, ratio, target and status."""
+    """Every v1 KPI with its counts, ratio, target and status; with `by`, case KPIs per procedure or field."""
     parsed_scope = parse_or_400(scope, Scope)
     parsed_period = parse_or_400(period, Period)
     assert isinstance(parsed_scope, Scope) and isinstance(parsed_period, Period)
@@ -192,6 +219,17 @@ async def read_kpis(
         counts = await queries.fetch_rollups(
             connection, unit_ids=unit_ids, first=parsed_period.first, last=parsed_period.last, now=now
         )
+        groups = None
+        if by is not None:
+            grouped = await queries.fetch_group_rollups(
+                connection,
+                by=by,
+                unit_ids=unit_ids,
+                first=parsed_period.first,
+                last=parsed_period.last,
+                now=now,
+            )
+            catalogue = await queries.fetch_procedure_names(connection)
     kpis = figures(
         counts,
         request.app.state.targets,
@@ -199,6 +237,9 @@ async def read_kpis(
         level=target_level,
         year=parsed_period.last.year,  # a reporting year starts on 15/12 of the year before
     )
+    if by is not None:
+        target_args = (request.app.state.targets, target_unit, target_level, parsed_period.last.year)
+        groups = group_figures(by, grouped, catalogue, *target_args)
     return KpiReport(
         scope=scope,
         period=period,
@@ -206,11 +247,43 @@ async def read_kpis(
         last_day=parsed_period.last,
         as_of=now,
         kpis=kpis,
+        by=by,
+        groups=groups,
     )
 
 
+NOT_IN_CATALOGUE = "chưa có trong danh mục / not in the catalogue"
+
+
+def group_figures(
+    by: str,
+    grouped: dict[str | None, dict[str, tuple[int, int]]],
+    catalogue: dict[str, tuple[str, str]],
+    targets: Targets,
+    unit_id: str | None,
+    level: str | None,
+    year: int,
+) -> list[KpiGroup]:
+    """Return the case KPIs of each procedure or field, by key (not in the catalogue last)."""
+    fields = {field for _, field in catalogue.values()}
+    groups = []
+    for key, counts in sorted(grouped.items(), key=lambda item: (item[0] is None, item[0] or "")):
+        if by == "procedure":
+            name, field = catalogue.get(key or "", (NOT_IN_CATALOGUE, None))
+            known = key in catalogue
+        else:
+            name, field, known = (key, key, True) if key in fields else (NOT_IN_CATALOGUE, None, False)
+        case_kpis = [
+            f for f in figures(counts, targets, unit_id=unit_id, level=level, year=year) if f.kpi in CASE_KPIS
+        ]
+        groups.append(
+            KpiGroup(key=key, name=name or NOT_IN_CATALOGUE, field=field, in_catalogue=known, kpis=case_kpis)
+        )
+    return groups
+
+
 @router.get(
-    "/units/{unit_id}/overdue",
+    "/units/{unit_id:path}/overdue",  # a unit id may hold a slash (contract v1.1)
     response_model=list[OverdueCase],
     summary="A unit's overdue open cases",
     dependencies=[VIEWER],

@@ -95,8 +95,14 @@ def csv_response(filename: str, header: list[str], rows: list[list[Any]]) -> Res
     writer = csv.writer(buffer)
     writer.writerow(header)
     writer.writerows(rows)
-    headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{filename}"'}
+    headers = {**SECURITY_HEADERS, "Content-Disposition": content_disposition(filename)}
     return Response("\ufeff" + buffer.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+def content_disposition(filename: str) -> str:
+    """Return an attachment header for any file name: an ASCII fallback plus the UTF-8 name (RFC 6266)."""
+    fallback = "".join(c if c.isascii() and (c.isalnum() or c in ".-_") else "_" for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def trend_months(today: date, count: int = 12) -> list[date]:
@@ -222,7 +228,7 @@ def pageviews_unit(unit: api.UnitStatus, lang: str) -> dict[str, Any]:
     }
 
 
-@router.get("/units/{unit_id}", response_model=None)
+@router.get("/units/{unit_id:path}", response_model=None)  # a unit id may hold a slash
 async def unit_page(request: Request, unit_id: str, t: str = "") -> Response:
     """A unit's page: KPIs against its own target, budget, forecast, overdue cases, alerts."""
     started = time.perf_counter()

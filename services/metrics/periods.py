@@ -13,9 +13,8 @@ from datetime import date, datetime, timedelta
 from shared.events import FIRST_YEAR, LAST_YEAR
 from shared.kpis import LOCAL_TZ
 
-SCOPE_PATTERN = re.compile(
-    r"^(?:(unit|subtree):([a-z0-9][a-z0-9.-]{0,63})|level:([a-z0-9_-]{1,32})|province)$"
-)
+# A unit id is any 1..64 characters (contract v1.1): `unit:000.00.17.H52`, URL-encoded in a query string.
+SCOPE_PATTERN = re.compile(r"(?:(unit|subtree):([\s\S]{1,64})|level:([a-z0-9_-]{1,32})|province)")
 
 
 @dataclass(frozen=True, slots=True)

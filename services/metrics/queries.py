@@ -343,3 +343,68 @@ async def fetch_case_state_differences(connection: asyncpg.Connection) -> list[s
         """
     )
     return [row["case_id"] for row in rows]
+
+
+# --- Case KPIs per procedure or per field (issue 14, part 3) -----------------------------------------
+# Set-based over the case state (`cases`, the source of the cells): the day cells keep no procedure, and
+# `procedure_days` only the distinct codes. Same definitions as DAY_CELLS / OVERDUE_DAYS / fetch_rollups;
+# a code missing from the catalogue is kept, with a NULL field (shown "chưa có trong danh mục").
+GROUP_KEYS = {"procedure": "c.procedure_code", "field": "p.field"}
+
+CASES_BY_GROUP = f"""
+    WITH bounds AS (
+        SELECT ($2::date::timestamp AT TIME ZONE {LOCAL_TZ_SQL}) AS t0,
+               (($3::date + 1)::timestamp AT TIME ZONE {LOCAL_TZ_SQL}) AS t1
+    ),
+    scoped AS (
+        SELECT {{key}} AS key, c.*
+        FROM cases c LEFT JOIN procedures p USING (procedure_code)
+        WHERE c.unit_id = ANY($1::text[])
+    )
+    SELECT key, 'on_time_rate' AS kpi,
+           count(*) FILTER (WHERE timeliness IN ('early', 'on_time')) AS n, count(*) AS d
+    FROM scoped, bounds
+    WHERE close_type = 'resolved' AND timeliness IS NOT NULL AND closed_at >= t0 AND closed_at < t1 GROUP BY key
+    UNION ALL
+    SELECT key, 'satisfaction_rate', count(*) FILTER (WHERE rating IN ('very_satisfied', 'satisfied')), count(*)
+    FROM scoped, bounds WHERE rated_at >= t0 AND rated_at < t1 GROUP BY key
+    UNION ALL
+    SELECT key, 'online_intake_rate', count(*) FILTER (WHERE channel = 'online'), count(*)
+    FROM scoped, bounds WHERE received_at >= t0 AND received_at < t1 AND service_level >= 3 GROUP BY key
+    UNION ALL
+    SELECT key, 'portal_sync_rate', count(*) FILTER (WHERE synced), count(*)
+    FROM scoped, bounds WHERE received_at >= t0 AND received_at < t1 AND service_level >= 3 GROUP BY key
+    UNION ALL
+    SELECT key, 'online_offer_rate', count(DISTINCT procedure_code) FILTER (WHERE service_level >= 3),
+           count(DISTINCT procedure_code)
+    FROM scoped, bounds WHERE received_at >= t0 AND received_at < t1 GROUP BY key
+    UNION ALL
+    SELECT key, 'apology_coverage', count(DISTINCT case_id) FILTER (WHERE apology_at IS NOT NULL),
+           count(DISTINCT case_id)
+    FROM scoped c CROSS JOIN bounds b
+    CROSS JOIN LATERAL unnest(
+        c.overdue_at || CASE WHEN c.closed_at IS NULL AND c.paused_since IS NULL AND c.deadline < $4
+                             THEN ARRAY[greatest(c.deadline, c.clock_since)] ELSE '{{{{}}}}'::timestamptz[] END
+    ) AS x(at)
+    WHERE x.at >= b.t0 AND x.at < b.t1 GROUP BY key
+    UNION ALL
+    SELECT key, 'overdue_open', count(*), 0
+    FROM scoped WHERE closed_at IS NULL AND paused_since IS NULL AND deadline < $4 GROUP BY key
+"""
+
+
+async def fetch_group_rollups(
+    connection: asyncpg.Connection, *, by: str, unit_ids: Sequence[str], first: date, last: date, now: datetime
+) -> dict[str | None, dict[str, tuple[int, int]]]:
+    """Return (numerator, denominator) per procedure code or field (None: not in the catalogue) and case KPI."""
+    query = CASES_BY_GROUP.format(key=GROUP_KEYS[by])
+    grouped: dict[str | None, dict[str, tuple[int, int]]] = {}
+    for row in await connection.fetch(query, list(unit_ids), first, last, now):
+        grouped.setdefault(row["key"], {})[row["kpi"]] = (int(row["n"]), int(row["d"]))
+    return grouped
+
+
+async def fetch_procedure_names(connection: asyncpg.Connection) -> dict[str, tuple[str, str]]:
+    """Return the catalogue: (name, field) per procedure code."""
+    rows = await connection.fetch("SELECT procedure_code, name, field FROM procedures")
+    return {row["procedure_code"]: (row["name"], row["field"]) for row in rows}
