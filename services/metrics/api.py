@@ -6,7 +6,7 @@ DVC_API_READ_PUBLIC=true the KPI reads (/kpis, /units) are open, the overdue cas
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import asyncpg
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -200,9 +200,10 @@ async def read_kpis(
         "reporting period (Decree 09/2019): report-month:YYYY-MM, report-quarter:YYYY-Qn, report-half:YYYY, "
         "report-nine-months:YYYY, report-year:YYYY"
     ),
-    by: Literal["procedure", "field"] | None = Query(
-        None, description="also every case KPI per procedure code or per field (lĩnh vực) of the catalogue"
-    ),
+    by: Annotated[
+        Literal["procedure", "field"] | None,
+        Query(description="also every case KPI per procedure code or per field (lĩnh vực) of the catalogue"),
+    ] = None,
 ) -> KpiReport:
     """Every v1 KPI with its counts, ratio, target and status; with `by`, case KPIs per procedure or field."""
     parsed_scope = parse_or_400(scope, Scope)

@@ -267,7 +267,7 @@ async def unit_page(request: Request, unit_id: str, t: str = "") -> Response:
         )
     today = local_today()
     month, year = current_periods(today)
-    month_report = await api.read_kpis(request, scope=f"unit:{unit_id}", period=month.name)
+    month_report = await api.read_kpis(request, scope=f"unit:{unit_id}", period=month.name, by="procedure")
     year_report = await api.read_kpis(request, scope=f"unit:{unit_id}", period=year.name)
     async with pool.acquire() as connection:
         states = await page_queries.fetch_alert_states(connection, unit_id=unit_id, periods=[month.name])
@@ -288,6 +288,7 @@ async def unit_page(request: Request, unit_id: str, t: str = "") -> Response:
         month=month.name.partition(":")[2],
         year=year.first.year,
         overdue=overdue,
+        late_procedures=pageviews.late_procedure_rows(month_report.groups or [], lang),
         alerts=pageviews.alert_rows(history, lang),
         ack_base=request.app.state.alerts_url.rstrip("/") if grant else None,
         page_token=t if grant else None,

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from services.metrics.api import KpiFigure, OverdueCase, UnitStatus
+from services.metrics.api import KpiFigure, KpiGroup, OverdueCase, UnitStatus
 from services.metrics.charts import PercentFormat, TrendChart, trend_chart
 from services.metrics.pagetext import allowance, kpi_name, percent, stamp, target_text, translator
 from shared.kpis import DAY_CELL_KPIS, KPI_BY_ID
@@ -135,6 +135,21 @@ def overdue_rows(cases: list[OverdueCase], lang: str) -> list[dict[str, Any]]:
         }
         for case in sorted(cases, key=lambda case: case.deadline)
     ]
+
+
+def late_procedure_rows(groups: list[KpiGroup], lang: str, limit: int = 10) -> list[dict[str, Any]]:
+    """Return the procedures with late resolutions this period or overdue files now, the most first."""
+    t = translator(lang)
+    rows: list[dict[str, Any]] = []
+    for group in groups:
+        by_kpi = {figure.kpi: figure for figure in group.kpis}
+        on_time = by_kpi["on_time_rate"]
+        late = (on_time.denominator or 0) - on_time.numerator
+        overdue = by_kpi["overdue_open"].numerator
+        if late or overdue:
+            name = group.name if group.in_catalogue else t("not_in_catalogue")
+            rows.append({"code": group.key or "—", "name": name, "late": late, "overdue": overdue})
+    return sorted(rows, key=lambda row: (-int(row["late"]) - int(row["overdue"]), str(row["code"])))[:limit]
 
 
 def alert_rows(records: list[Any], lang: str) -> list[dict[str, Any]]:

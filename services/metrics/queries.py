@@ -394,7 +394,13 @@ CASES_BY_GROUP = f"""
 
 
 async def fetch_group_rollups(
-    connection: asyncpg.Connection, *, by: str, unit_ids: Sequence[str], first: date, last: date, now: datetime
+    connection: asyncpg.Connection,
+    *,
+    by: str,
+    unit_ids: Sequence[str],
+    first: date,
+    last: date,
+    now: datetime,
 ) -> dict[str | None, dict[str, tuple[int, int]]]:
     """Return (numerator, denominator) per procedure code or field (None: not in the catalogue) and case KPI."""
     query = CASES_BY_GROUP.format(key=GROUP_KEYS[by])
