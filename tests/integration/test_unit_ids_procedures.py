@@ -76,13 +76,18 @@ def march_cases(rng: random.Random) -> tuple[list[dict[str, Any]], dict[str, Cou
             received(case_id, NATIONAL, received_at.isoformat(), due_at=due.isoformat(), procedure_code=code)
         )
         counts = expected.setdefault(code, Counter())
-        fate = rng.choice(["early", "late", "open_overdue", "open_overdue_apology"])
-        if fate in ("early", "late"):
-            done = received_at + timedelta(hours=1) if fate == "early" else due + timedelta(days=2)
+        fate = rng.choice(["early", "on_time", "late", "open_overdue", "open_overdue_apology"])
+        if fate in ("early", "on_time", "late"):
+            done = {"early": received_at + timedelta(hours=1), "on_time": due - timedelta(hours=1)}.get(
+                fate, due + timedelta(days=2)
+            )
             events.append(case_event("resolved", case_id, NATIONAL, done.isoformat(), outcome="approved"))
             counts["resolved"] += 1
-            counts["on_time"] += fate == "early"
-        if fate != "early":  # late ones and open ones went overdue at their deadline, in March
+            counts["on_time"] += fate != "late"
+        if fate not in (
+            "early",
+            "on_time",
+        ):  # late ones and open ones went overdue at their deadline, in March
             counts["overdue"] += 1
         if fate.startswith("open"):
             counts["open_overdue"] += 1
