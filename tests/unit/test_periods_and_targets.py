@@ -44,7 +44,10 @@ def test_scopes() -> None:
         "ht.can-loc",
     )
     assert parse_scope("subtree:ht").kind == "subtree" and parse_scope("level:commune").value == "commune"
-    for bad in ("country", "unit:", "unit:Bad Id", "level:", "unit:x;drop"):
+    # contract v1.1: a unit id is any 1..64 characters, compared exactly
+    for odd in ("000.00.17.H52", "Bad Id", "x;drop", "Sở Tư pháp / Hà Tĩnh", "a\nb", "x" * 64):
+        assert parse_scope(f"unit:{odd}").value == odd and parse_scope(f"subtree:{odd}").value == odd
+    for bad in ("country", "unit:", "level:", "unit:" + "x" * 65, "level:Bad Level"):
         with pytest.raises(ValueError, match="invalid scope"):
             parse_scope(bad)
 
