@@ -123,6 +123,7 @@ mkdir -p "$LOGS" "$MAIL_DIR"/tmp "$MAIL_DIR"/new "$MAIL_DIR"/cur  # a Maildir
 
 DVC_DATABASE_URL=$DVC_ADMIN_DATABASE_URL dvc db migrate
 DVC_DATABASE_URL=$DVC_ADMIN_DATABASE_URL dvc units load "$REGISTRY"
+DVC_DATABASE_URL=$DVC_ADMIN_DATABASE_URL dvc procedures load deploy/procedures/ha-tinh-sample.yaml
 # A viewer token for this demo's API reads (the APIs refuse anonymous reads); valid one day.
 DEMO_TOKEN=$(DVC_DATABASE_URL=$DVC_ADMIN_DATABASE_URL dvc tokens create --name "demo up.sh" --role viewer --days 1 2>/dev/null)
 
