@@ -43,9 +43,12 @@ async def fetch_monthly_rollups(
     """Return (numerator, denominator) per (first day of month, KPI) of the day-cell KPIs over some units."""
     rows = await connection.fetch(
         """
-        SELECT date_trunc('month', day)::date AS month, kpi, sum(numerator)::bigint AS n,
-               sum(denominator)::bigint AS d
-        FROM kpi_day_cells WHERE unit_id = ANY($1::text[]) AND day BETWEEN $2 AND $3
+        SELECT date_trunc('month', day)::date AS month, kpi, sum(n)::bigint AS n, sum(d)::bigint AS d
+        FROM (
+            SELECT day, kpi, sum(numerator) AS n, sum(denominator) AS d
+            FROM kpi_day_cells WHERE unit_id = ANY($1::text[]) AND day BETWEEN $2 AND $3
+            GROUP BY day, kpi
+        ) days  -- date_trunc once per day, not once per cell (a third of the time on a year)
         GROUP BY 1, 2
         """,
         list(unit_ids),
