@@ -476,3 +476,25 @@ async def test_the_pages_offer_the_current_and_previous_reports_for_download(sit
         assert (await head.get(href.replace(f"unit%3A{BAD}", "province"))).status_code == 403
         anonymous = site.base + links[(current.name, "xlsx")].split("&t=")[0]
         assert (await head.get(anonymous)).status_code == 303  # neither a link nor a sign-in: the login form
+
+
+async def test_the_overviews_year_figures_equal_the_api(site: Site) -> None:
+    year = datetime.now(ICT).year
+    async with httpx.AsyncClient(base_url=site.base, cookies={"dvc_pages_token": site.viewer}) as official:
+        for scope in ("province", "subtree:p.district", "level:commune"):
+            html = (await official.get("/pages/province", params={"scope": scope})).text
+            report = await site.api("/api/v1/kpis", scope=scope, period=f"year:{year}")
+            pattern = (
+                r'<tr data-kpi="([a-z_]+)">.*?year-value">([^<]*)<.*?year-status" data-status="([a-z_]+)"'
+            )
+            found = re.findall(pattern, html, re.S)
+            shown = {kpi: value for kpi, value, _ in found}
+            assert {kpi: status for kpi, _, status in found} == {
+                k["kpi"]: k["status"] for k in report["kpis"]
+            }
+            for figure in report["kpis"]:
+                counts = f"({figure['numerator']}/{figure['denominator']})"
+                expected = str(figure["numerator"]) if figure["denominator"] is None else counts
+                if figure["ratio"] is None and figure["denominator"] is not None:
+                    expected = "—"
+                assert expected in unescape(shown[figure["kpi"]]), (scope, figure, shown[figure["kpi"]])
