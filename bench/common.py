@@ -186,9 +186,9 @@ def free_port() -> int:
 
 
 def start_service(
-    scratch: Scratch, service: str, log: Path, **extra: str
+    scratch: Scratch, service: str, log: Path, *, code: Path = REPO, **extra: str
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Start a service as a subprocess against the scratch database and topics."""
+    """Start a service (from the checkout `code`) as a subprocess against the scratch database and topics."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DVC_")}
     env.update(
@@ -203,7 +203,7 @@ def start_service(
     )
     process = subprocess.Popen(
         [sys.executable, "-m", f"services.{service}.main"],
-        cwd=REPO,
+        cwd=code,
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,

@@ -7,12 +7,14 @@ drill-down and unit pages are fetched repeatedly; the server time is the page's 
 header (queries and template), the wall time includes HTTP. Optionally writes the README screenshots.
 
     python -m bench.pages [--requests 30] [--scale 0.3] [--screenshots docs/pages] [--keep]
+    python -m bench.pages --reuse DATABASE,PREFIX [--code /path/to/other/checkout]  # a kept database again
 """
 
 import argparse
 import asyncio
 import random
 import statistics
+import subprocess
 import tempfile
 import time
 from datetime import date, datetime, timedelta
@@ -23,6 +25,7 @@ import httpx
 
 from bench.common import (
     REGISTRY_FILE,
+    REPO,
     Scratch,
     create_scratch,
     drop_scratch,
@@ -122,10 +125,47 @@ def summary(values: list[float]) -> str:
     return f"p50 {statistics.median(ordered):6.1f} ms, p95 {p95:6.1f} ms, max {ordered[-1]:6.1f} ms"
 
 
-async def run(requests: int, scale: float, shots: Path | None, keep: bool) -> None:
+async def run(
+    requests: int, scale: float, shots: Path | None, keep: bool, reuse: str | None, code: Path
+) -> None:
     env = infra_env()
-    scratch = await create_scratch(env)
-    print(f"database {scratch.database}, topics {scratch.prefix}*")
+    if reuse:  # a database kept by --keep: time the pages again, e.g. of another checkout (--code)
+        database, _, prefix = reuse.partition(",")
+        scratch = Scratch(env, database, prefix)
+    else:
+        scratch = await create_scratch(env)
+    print(
+        f"database {scratch.database}, topics {scratch.prefix}* (--reuse {scratch.database},{scratch.prefix})"
+    )
+    logs = Path(tempfile.mkdtemp())
+    common = {"DVC_PAGES_SIGNING_KEY": PAGES_KEY}
+    processes = [start_service(scratch, "metrics", logs / "metrics.log", code=code, **common)]
+    try:
+        if not reuse:
+            processes += await simulate(scratch, scale, logs, metrics_port=processes[0][1])
+        await wait_ready(processes[0][1])
+        connection = await asyncpg.connect(scratch.admin_dsn)
+        await connection.execute("VACUUM ANALYZE")
+        token = (await create_token(connection, name="bench pages", role=Role.viewer))[1]
+        await connection.close()
+        base = f"http://127.0.0.1:{processes[0][1]}"
+        await time_pages(base, token, requests)
+        if shots is not None:
+            for path in take_screenshots(base, token, shots, unit=None, pages_key=PAGES_KEY):
+                print(f"screenshot {path} ({path.stat().st_size // 1000} KB)")
+    finally:
+        for process, _ in processes:
+            process.terminate()
+            process.wait(60)
+        if not keep and not reuse:
+            await drop_scratch(scratch)
+        print(f"logs: {logs}; local time {time.strftime('%Y-%m-%d %H:%M')} ({LOCAL_TZ}); code {code}")
+
+
+async def simulate(
+    scratch: Scratch, scale: float, logs: Path, *, metrics_port: int
+) -> list[tuple[subprocess.Popen[bytes], int]]:
+    """Load a year of history, then play three weeks through ingest and alerts; return their processes."""
     registry = read_registry(REGISTRY_FILE)
     units = [unit.id for unit in registry.units]
     today = datetime.now(LOCAL_TZ).date()
@@ -134,13 +174,9 @@ async def run(requests: int, scale: float, shots: Path | None, keep: bool) -> No
     print(
         f"history: {cells:,} KPI day cells for {len(units)} units ({today - timedelta(days=365)}..{live_start})"
     )
-    logs = Path(tempfile.mkdtemp())
     common = {"DVC_PAGES_SIGNING_KEY": PAGES_KEY}
     processes = [
         start_service(scratch, "ingest", logs / "ingest.log"),
-        start_service(scratch, "metrics", logs / "metrics.log", **common),
-    ]
-    processes.append(
         start_service(
             scratch,
             "alerts",
@@ -148,51 +184,39 @@ async def run(requests: int, scale: float, shots: Path | None, keep: bool) -> No
             DVC_ALERTS_SIGNING_KEY="bench-signing-key-0123456789abcdef",
             DVC_WEBHOOK_SECRET="bench-webhook-secret-0123456789abcdef",
             DVC_SMTP_PORT="1",  # nowhere: notices wait in the outbox
-            DVC_PAGES_URL=f"http://127.0.0.1:{processes[1][1]}",
+            DVC_PAGES_URL=f"http://127.0.0.1:{metrics_port}",
             DVC_ALERTS_EVALUATION_SECONDS="5",
             DVC_ALERTS_CONFIRM_SECONDS="5",
             **common,
-        )
+        ),
+    ]
+    for _, port in [*processes, (None, metrics_port)]:
+        await wait_ready(port)
+    events = list(generate_events(registry, start=live_start, days=21, seed=11, scale=scale))
+    print(
+        f"live: {len(events):,} simulated events from {live_start} at {await publish_events(scratch, events):,.0f} msg/s"
     )
-    try:
-        for _, port in processes:
-            await wait_ready(port)
-        events = list(generate_events(registry, start=live_start, days=21, seed=11, scale=scale))
-        print(
-            f"live: {len(events):,} simulated events from {live_start} at {await publish_events(scratch, events):,.0f} msg/s"
-        )
-        await caught_up(scratch, len(events))
-        await asyncio.sleep(15)  # alerts evaluate the counts (every 5 s) before the unit pages are timed
-        connection = await asyncpg.connect(scratch.admin_dsn)
-        token = (await create_token(connection, name="bench pages", role=Role.viewer))[1]
-        await connection.close()
-        base = f"http://127.0.0.1:{processes[1][1]}"
-        async with httpx.AsyncClient(base_url=base, cookies={"dvc_pages_token": token}, timeout=60) as client:
-            units_json = (
-                await client.get("/api/v1/units", headers={"Authorization": f"Bearer {token}"})
-            ).json()
-            unit_ids = [u["unit_id"] for u in units_json]
-            district = next(u["unit_id"] for u in units_json if u["level"] == "district")
-            for label, path in (
-                ("overview (province, 250 units)", "/pages/province"),
-                ("overview (level: commune)", "/pages/province?scope=level:commune"),
-                ("overview (district subtree)", f"/pages/province?scope=subtree:{district}"),
-                ("unit page (a commune)", f"/pages/units/{unit_ids[-1]}"),
-                ("unit page (province root)", f"/pages/units/{unit_ids[0]}"),
-            ):
-                await client.get(path)  # warm the connection pool and the template cache
-                server, wall = await timings(client, path, requests)
-                print(f"{label:32s} server {summary(server)} | wall {summary(wall)}")
-        if shots is not None:
-            for path in take_screenshots(base, token, shots, unit=None, pages_key=PAGES_KEY):
-                print(f"screenshot {path} ({path.stat().st_size // 1000} KB)")
-    finally:
-        for process, _ in processes:
-            process.terminate()
-            process.wait(60)
-        if not keep:
-            await drop_scratch(scratch)
-        print(f"logs: {logs}; local time {time.strftime('%Y-%m-%d %H:%M')} ({LOCAL_TZ})")
+    await caught_up(scratch, len(events))
+    await asyncio.sleep(15)  # alerts evaluate the counts (every 5 s) before the unit pages are timed
+    return processes
+
+
+async def time_pages(base: str, token: str, requests: int) -> None:
+    """Print the server and wall times of the overview, its drill-downs and unit pages."""
+    async with httpx.AsyncClient(base_url=base, cookies={"dvc_pages_token": token}, timeout=60) as client:
+        units_json = (await client.get("/api/v1/units", headers={"Authorization": f"Bearer {token}"})).json()
+        unit_ids = [u["unit_id"] for u in units_json]
+        district = next(u["unit_id"] for u in units_json if u["level"] == "district")
+        for label, path in (
+            ("overview (province, 250 units)", "/pages/province"),
+            ("overview (level: commune)", "/pages/province?scope=level:commune"),
+            ("overview (district subtree)", f"/pages/province?scope=subtree:{district}"),
+            ("unit page (a commune)", f"/pages/units/{unit_ids[-1]}"),
+            ("unit page (province root)", f"/pages/units/{unit_ids[0]}"),
+        ):
+            await client.get(path)  # warm the connection pool and the template cache
+            server, wall = await timings(client, path, requests)
+            print(f"{label:32s} server {summary(server)} | wall {summary(wall)}")
 
 
 def main() -> None:
@@ -203,8 +227,12 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.3, help="simulated volume of the last 3 weeks")
     parser.add_argument("--screenshots", type=Path, default=None, help="write the README screenshots here")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument(
+        "--reuse", metavar="DATABASE,PREFIX", help="time the pages over a kept scratch database"
+    )
+    parser.add_argument("--code", type=Path, default=REPO, help="run the metrics service from this checkout")
     args = parser.parse_args()
-    asyncio.run(run(args.requests, args.scale, args.screenshots, args.keep))
+    asyncio.run(run(args.requests, args.scale, args.screenshots, args.keep, args.reuse, args.code))
 
 
 if __name__ == "__main__":

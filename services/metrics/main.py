@@ -5,7 +5,7 @@ from functools import partial
 from fastapi import APIRouter, FastAPI
 from prometheus_client import REGISTRY
 
-from services.metrics import api, pages, reports_api
+from services.metrics import api, pagereports, pages, reports_api
 from services.metrics.exporter import KpiCollector
 from services.metrics.handlers import ASSIGNMENT, CONSUMER, SWEEPER, router, sweep_deadlines_forever
 from shared.app import create_api_app, serve
@@ -22,6 +22,7 @@ def create(settings: Settings) -> FastAPI:
     routes.include_router(api.router)
     routes.include_router(reports_api.router)
     routes.include_router(pages.router)  # the web pages
+    routes.include_router(pagereports.router)  # report downloads from the pages
     return create_api_app(
         "metrics",
         router,

@@ -1,5 +1,5 @@
 """SQL of the web pages: a unit's alert states and alert history (through the `reporting` views),
-monthly trends and the time of the latest count."""
+daily rollups (the trend and the year) and the time of the latest count."""
 
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -37,22 +37,21 @@ async def fetch_alert_history(
     return rows
 
 
-async def fetch_monthly_rollups(
+async def fetch_daily_rollups(
     connection: asyncpg.Connection, *, unit_ids: Sequence[str], first: date, last: date
 ) -> dict[tuple[date, str], tuple[int, int]]:
-    """Return (numerator, denominator) per (first day of month, KPI) of the day-cell KPIs over some units."""
+    """Return (numerator, denominator) per (day, KPI) of the day-cell KPIs over some units."""
     rows = await connection.fetch(
         """
-        SELECT date_trunc('month', day)::date AS month, kpi, sum(numerator)::bigint AS n,
-               sum(denominator)::bigint AS d
+        SELECT day, kpi, sum(numerator)::bigint AS n, sum(denominator)::bigint AS d
         FROM kpi_day_cells WHERE unit_id = ANY($1::text[]) AND day BETWEEN $2 AND $3
-        GROUP BY 1, 2
+        GROUP BY day, kpi
         """,
         list(unit_ids),
         first,
         last,
     )
-    return {(row["month"], row["kpi"]): (int(row["n"]), int(row["d"])) for row in rows}
+    return {(row["day"], row["kpi"]): (int(row["n"]), int(row["d"])) for row in rows}
 
 
 async def fetch_latest_count_time(

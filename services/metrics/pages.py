@@ -23,7 +23,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.metrics import api, page_queries, pageviews, queries
 from services.metrics.pagetext import pick_lang, stamp, translator
-from services.metrics.periods import current_periods, local_today, next_month, parse_scope
+from services.metrics.periods import Period, current_periods, local_today, next_month, parse_scope
 from shared.auth import Principal, find_token
 from shared.pagelinks import InvalidPageLink, PageGrant, read_page_token
 
@@ -134,16 +134,18 @@ async def province_page(request: Request, scope: str = "province") -> Response:
         tree = api.UnitTree.from_rows(await queries.fetch_units(connection))
     try:
         parsed = parse_scope(scope)
-        unit_ids, _, _ = tree.resolve(parsed)
+        unit_ids, target_unit, target_level = tree.resolve(parsed)
     except ValueError as exc:
         return refused(request, str(exc), 400)
     months = trend_months(today)
     # The reads are independent: run them at once, each on its own pooled connection.
-    month_report, year_report, all_units, (monthly, as_of) = await asyncio.gather(
+    month_report, all_units, (monthly, year_counts, as_of) = await asyncio.gather(
         api.read_kpis(request, scope=scope, period=month.name),
-        api.read_kpis(request, scope=scope, period=year.name),
         api.read_units(request),
-        read_trend(pool, unit_ids, months, today),
+        read_year_and_trend(pool, unit_ids, months, year, today),
+    )
+    year_kpis = api.figures(
+        year_counts, request.app.state.targets, unit_id=target_unit, level=target_level, year=year.last.year
     )
     in_scope = set(unit_ids)
     units = [unit for unit in all_units if unit.unit_id in in_scope]
@@ -162,28 +164,43 @@ async def province_page(request: Request, scope: str = "province") -> Response:
         scope_name=scope_name(tree, scope, lang),
         levels=levels_of(tree),
         districts=districts_of(tree),
-        rows=pageviews.kpi_rows(month_report.kpis, year_report.kpis, {}, lang),
+        rows=pageviews.kpi_rows(month_report.kpis, year_kpis, {}, lang),
         month=month.name.partition(":")[2],
         year=year.first.year,
         ranked=ranked,
         units=[pageviews_unit(unit, lang) for unit in units],
         charts=pageviews.trend_charts(monthly, months, targets, lang),
+        report_links=pageviews.report_links(scope, today, lang, page_token=None),
         as_of=stamp(as_of or month_report.as_of, lang),
         render_ms=round((time.perf_counter() - started) * 1000),
         started=started,
     )
 
 
-async def read_trend(
-    pool: asyncpg.Pool, unit_ids: list[str], months: list[date], today: date
-) -> tuple[dict[tuple[date, str], tuple[int, int]], datetime | None]:
-    """Return the scope's monthly counts and the time of the latest count."""
+async def read_year_and_trend(
+    pool: asyncpg.Pool, unit_ids: list[str], months: list[date], year: Period, today: date
+) -> tuple[dict[tuple[date, str], tuple[int, int]], dict[str, tuple[int, int]], datetime | None]:
+    """Return the scope's monthly counts, its year counts (as `fetch_rollups` gives them) and the time of
+    the latest count, reading the year's day cells once for both the trend and the year's figures."""
+    first, last = min(months[0], year.first), max(next_month(months[-1]) - timedelta(days=1), year.last)
     async with pool.acquire() as connection:
-        monthly = await page_queries.fetch_monthly_rollups(
-            connection, unit_ids=unit_ids, first=months[0], last=next_month(months[-1]) - timedelta(days=1)
+        daily = await page_queries.fetch_daily_rollups(connection, unit_ids=unit_ids, first=first, last=last)
+        year_counts = await queries.fetch_other_rollups(
+            connection, unit_ids=unit_ids, first=year.first, last=year.last, now=datetime.now(UTC)
         )
         as_of = await page_queries.fetch_latest_count_time(connection, since=today - timedelta(days=2))
-    return monthly, as_of
+    monthly: dict[tuple[date, str], tuple[int, int]] = {}
+    for (day, kpi), (numerator, denominator) in daily.items():
+        add_counts(monthly, (day.replace(day=1), kpi), numerator, denominator)
+        if year.first <= day <= year.last:
+            add_counts(year_counts, kpi, numerator, denominator)
+    return monthly, year_counts, as_of
+
+
+def add_counts(totals: dict[Any, tuple[int, int]], key: Any, numerator: int, denominator: int) -> None:
+    """Add counts to a running total (exact integers: the sum of the days is the sum of the period)."""
+    before = totals.get(key, (0, 0))
+    totals[key] = (before[0] + numerator, before[1] + denominator)
 
 
 def scope_name(tree: api.UnitTree, scope: str, lang: str) -> str:
@@ -292,6 +309,7 @@ async def unit_page(request: Request, unit_id: str, t: str = "") -> Response:
         alerts=pageviews.alert_rows(history, lang),
         ack_base=request.app.state.alerts_url.rstrip("/") if grant else None,
         page_token=t if grant else None,
+        report_links=pageviews.report_links(f"unit:{unit_id}", today, lang, page_token=t if grant else None),
         signed_in=grant is None,
         as_of=stamp(as_of or month_report.as_of, lang),
         render_ms=round((time.perf_counter() - started) * 1000),

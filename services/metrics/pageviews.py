@@ -3,10 +3,12 @@
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+from urllib.parse import urlencode
 
 from services.metrics.api import KpiFigure, KpiGroup, OverdueCase, UnitStatus
 from services.metrics.charts import PercentFormat, TrendChart, trend_chart
 from services.metrics.pagetext import allowance, kpi_name, percent, stamp, target_text, translator
+from services.metrics.periods import current_and_previous_report_periods
 from shared.kpis import DAY_CELL_KPIS, KPI_BY_ID
 
 
@@ -195,3 +197,34 @@ def trend_charts(
             points.append((f"{month:%m/%y}", ratio, percent(ratio, lang)))
         charts.append(trend_chart(kpi_name(kpi, lang), points, targets.get(kpi), fmt))
     return charts
+
+
+@dataclass(frozen=True, slots=True)
+class ReportLink:
+    """A reporting period offered for download as XLSX and DOCX."""
+
+    period: str
+    label: str
+    span: str
+    xlsx: str
+    docx: str
+
+
+def report_links(scope: str, today: date, lang: str, page_token: str | None) -> list[ReportLink]:
+    """Return the current and previous report-month, report-quarter and report-year downloads of a scope."""
+    t = translator(lang)
+    links = []
+    for current, previous in current_and_previous_report_periods(today):
+        for period, which in ((current, "report_current"), (previous, "report_previous")):
+            kind, _, value = period.name.partition(":")
+            query = {"scope": scope, "period": period.name} | ({"t": page_token} if page_token else {})
+            links.append(
+                ReportLink(
+                    period=period.name,
+                    label=f"{t(kind)} {value} ({t(which)})",
+                    span=f"{period.first:%d/%m/%Y} – {period.last:%d/%m/%Y}",
+                    xlsx="/pages/reports?" + urlencode(query | {"format": "xlsx"}),
+                    docx="/pages/reports?" + urlencode(query | {"format": "docx"}),
+                )
+            )
+    return links

@@ -139,3 +139,28 @@ def local_today(now: datetime | None = None) -> date:
 def current_periods(today: date) -> tuple[Period, Period]:
     """Return the current month and year (the periods exported to Prometheus)."""
     return parse_period(f"month:{today:%Y-%m}"), parse_period(f"year:{today.year}")
+
+
+PAGE_REPORT_KINDS = ("report-month", "report-quarter", "report-year")
+
+
+def report_period_holding(kind: str, day: date) -> Period:
+    """Return the reporting period of a kind (report-month, report-quarter, report-year) holding a local day."""
+    if kind == "report-year":
+        return parse_period(f"report-year:{day.year + (1 if (day.month, day.day) >= (12, 15) else 0)}")
+    ending = day.year * 12 + day.month - 1 + (1 if day.day >= 15 else 0)  # the month of the closing 14th
+    if kind == "report-month":
+        return parse_period(f"report-month:{ending // 12:04d}-{ending % 12 + 1:02d}")
+    if kind == "report-quarter":
+        ending += 2 - ending % 3  # a quarter closes on the 14th of March, June, September or December
+        return parse_period(f"report-quarter:{ending // 12:04d}-Q{ending % 12 // 3 + 1}")
+    raise ValueError(f"kỳ báo cáo không hỗ trợ / unsupported reporting period kind {kind!r}")
+
+
+def current_and_previous_report_periods(today: date) -> list[tuple[Period, Period]]:
+    """Return (current, previous) reporting period of each kind the pages offer for download."""
+    pairs = []
+    for kind in PAGE_REPORT_KINDS:
+        current = report_period_holding(kind, today)
+        pairs.append((current, report_period_holding(kind, current.first - timedelta(days=1))))
+    return pairs

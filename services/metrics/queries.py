@@ -179,29 +179,43 @@ async def fetch_units(connection: asyncpg.Connection) -> list[asyncpg.Record]:
     return rows
 
 
+# The rollups of a set of units over an inclusive day range ($1 units, $2 first, $3 last, $4 now): the
+# day-cell KPIs, then the three KPIs counted otherwise (distinct procedures, distinct overdue cases,
+# open overdue cases). Distinct counts group first (a hash aggregate): `count(DISTINCT …) FILTER`
+# sorts, ~3x slower over a year.
+CELL_ROLLUPS = """
+    SELECT kpi, sum(numerator)::bigint AS n, sum(denominator)::bigint AS d
+    FROM kpi_day_cells WHERE unit_id = ANY($1::text[]) AND day BETWEEN $2 AND $3 GROUP BY kpi
+"""
+OTHER_ROLLUPS = """
+    SELECT 'online_offer_rate' AS kpi, count(*) FILTER (WHERE online) AS n, count(*) AS d FROM (
+        SELECT procedure_code, bool_or(online) AS online
+        FROM procedure_days WHERE unit_id = ANY($1::text[]) AND day BETWEEN $2 AND $3 GROUP BY procedure_code
+    ) distinct_procedures
+    UNION ALL
+    SELECT 'apology_coverage', count(*) FILTER (WHERE apologized), count(*) FROM (
+        SELECT case_id, bool_or(apologized) AS apologized
+        FROM overdue_days WHERE unit_id = ANY($1::text[]) AND day BETWEEN $2 AND $3 GROUP BY case_id
+    ) distinct_cases
+    UNION ALL
+    SELECT 'overdue_open', count(*), 0 FROM cases
+    WHERE unit_id = ANY($1::text[]) AND closed_at IS NULL AND paused_since IS NULL AND deadline < $4
+"""
+
+
 async def fetch_rollups(
     connection: asyncpg.Connection, *, unit_ids: Sequence[str], first: date, last: date, now: datetime
 ) -> dict[str, tuple[int, int]]:
     """Return (numerator, denominator) per KPI over a set of units and an inclusive day range."""
-    rows = await connection.fetch(
-        """
-        SELECT kpi, sum(numerator)::bigint AS n, sum(denominator)::bigint AS d
-        FROM kpi_day_cells WHERE unit_id = ANY($1::text[]) AND day BETWEEN $2 AND $3 GROUP BY kpi
-        UNION ALL
-        SELECT 'online_offer_rate', count(DISTINCT procedure_code) FILTER (WHERE online), count(DISTINCT procedure_code)
-        FROM procedure_days WHERE unit_id = ANY($1::text[]) AND day BETWEEN $2 AND $3
-        UNION ALL
-        SELECT 'apology_coverage', count(DISTINCT case_id) FILTER (WHERE apologized), count(DISTINCT case_id)
-        FROM overdue_days WHERE unit_id = ANY($1::text[]) AND day BETWEEN $2 AND $3
-        UNION ALL
-        SELECT 'overdue_open', count(*), 0 FROM cases
-        WHERE unit_id = ANY($1::text[]) AND closed_at IS NULL AND paused_since IS NULL AND deadline < $4
-        """,
-        unit_ids,
-        first,
-        last,
-        now,
-    )
+    rows = await connection.fetch(f"{CELL_ROLLUPS} UNION ALL {OTHER_ROLLUPS}", unit_ids, first, last, now)
+    return {row["kpi"]: (int(row["n"]), int(row["d"])) for row in rows}
+
+
+async def fetch_other_rollups(
+    connection: asyncpg.Connection, *, unit_ids: Sequence[str], first: date, last: date, now: datetime
+) -> dict[str, tuple[int, int]]:
+    """Return `fetch_rollups` without the day-cell KPIs (a caller that sums the day cells itself)."""
+    rows = await connection.fetch(OTHER_ROLLUPS, unit_ids, first, last, now)
     return {row["kpi"]: (int(row["n"]), int(row["d"])) for row in rows}
 
 
@@ -220,13 +234,18 @@ async def fetch_unit_rollups(
         FROM kpi_day_cells WHERE day BETWEEN $1 AND $2 AND ($4::text[] IS NULL OR unit_id = ANY($4))
         GROUP BY unit_id, kpi
         UNION ALL
-        SELECT unit_id, 'online_offer_rate', count(DISTINCT procedure_code) FILTER (WHERE online),
-               count(DISTINCT procedure_code)
-        FROM procedure_days WHERE day BETWEEN $1 AND $2 AND ($4::text[] IS NULL OR unit_id = ANY($4))
+        SELECT unit_id, 'online_offer_rate', count(*) FILTER (WHERE online), count(*) FROM (
+            SELECT unit_id, procedure_code, bool_or(online) AS online
+            FROM procedure_days WHERE day BETWEEN $1 AND $2 AND ($4::text[] IS NULL OR unit_id = ANY($4))
+            GROUP BY unit_id, procedure_code
+        ) distinct_procedures
         GROUP BY unit_id
         UNION ALL
-        SELECT unit_id, 'apology_coverage', count(DISTINCT case_id) FILTER (WHERE apologized), count(DISTINCT case_id)
-        FROM overdue_days WHERE day BETWEEN $1 AND $2 AND ($4::text[] IS NULL OR unit_id = ANY($4))
+        SELECT unit_id, 'apology_coverage', count(*) FILTER (WHERE apologized), count(*) FROM (
+            SELECT unit_id, case_id, bool_or(apologized) AS apologized
+            FROM overdue_days WHERE day BETWEEN $1 AND $2 AND ($4::text[] IS NULL OR unit_id = ANY($4))
+            GROUP BY unit_id, case_id
+        ) distinct_cases
         GROUP BY unit_id
         UNION ALL
         SELECT unit_id, 'overdue_open', count(*), 0 FROM cases

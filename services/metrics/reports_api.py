@@ -41,6 +41,18 @@ async def read_report(
     format: Literal["xlsx", "docx", "json"] = Query("xlsx", description="xlsx, docx or json"),  # noqa: A002
 ) -> Response | Report:
     """The report's file, or its content as JSON (the same figures)."""
+    return await report_response(request, scope=scope, period=period, format=format)
+
+
+async def report_response(
+    request: Request,
+    *,
+    scope: str,
+    period: str,
+    format: str,
+    headers: dict[str, str] | None = None,  # noqa: A002
+) -> Response | Report:
+    """Build the report and return its file (or the Report for json); bad input raises HTTPException 400."""
     parsed_scope = parse_or_400(scope, Scope)
     parsed_period = parse_or_400(period, Period)
     assert isinstance(parsed_scope, Scope) and isinstance(parsed_period, Period)
@@ -61,5 +73,5 @@ async def read_report(
         return report
     render = render_xlsx if format == "xlsx" else render_docx
     content = await run_in_threadpool(render, report)
-    disposition = f'attachment; filename="{file_name(report, format)}"'
-    return Response(content, media_type=MEDIA_TYPES[format], headers={"Content-Disposition": disposition})
+    disposition = {"Content-Disposition": f'attachment; filename="{file_name(report, format)}"'}
+    return Response(content, media_type=MEDIA_TYPES[format], headers={**(headers or {}), **disposition})

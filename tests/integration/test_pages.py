@@ -3,13 +3,16 @@ against the real ingest, metrics and alerts processes fed through real Kafka, a 
 PostgreSQL: the pages show what the APIs say, acknowledging through a unit page works (and a GET
 does not), the English switch, a phone-width viewport, and markup in names shown as text."""
 
+import re
 import secrets
 import shutil
 import signal
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import httpx
@@ -23,6 +26,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from cli.units import Head, Level, Registry, Unit
+from services.metrics.periods import current_and_previous_report_periods
 from shared import topics
 from shared.auth import Role
 from tests.conftest import (
@@ -40,6 +44,7 @@ from tests.conftest import (
 )
 from tests.factories import ICT, case_event, encode, received
 from tests.integration.test_alerts import Mailbox, text_of
+from tests.integration.test_report import check_docx, check_xlsx
 
 pytestmark = pytest.mark.integration
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -422,3 +427,74 @@ async def test_a_phone_wide_viewport_has_no_horizontal_scroll(site: Site) -> Non
             assert width == 390 and overflow <= 0, (url, width, overflow)
     finally:
         phone.quit()
+
+
+def report_hrefs(html: str) -> dict[tuple[str, str], str]:
+    """Return the report download links of a page by (period, format)."""
+    found = re.findall(r'<tr data-period="([^"]+)">.*?class="report-xlsx" href="([^"]+)".*?class="report-docx" href="([^"]+)"', html, re.S)  # fmt: skip
+    links = {}
+    for period, xlsx, docx in found:
+        links[(period, "xlsx")], links[(period, "docx")] = unescape(xlsx), unescape(docx)
+    return links
+
+
+async def check_download(site: Site, client: httpx.AsyncClient, href: str, scope: str, fmt: str) -> None:
+    """Download a report through a page link; every figure equals the API's for its scope and period."""
+    period = parse_qs(urlsplit(href).query)["period"][0]
+    response = await client.get(href)
+    assert response.status_code == 200, response.text[:300]
+    assert response.headers["content-disposition"].startswith("attachment;")
+    report = await site.api("/api/v1/reports", scope=scope, period=period, format="json")
+    kpis = {k["kpi"]: k for k in (await site.api("/api/v1/kpis", scope=scope, period=period))["kpis"]}
+    (check_xlsx if fmt == "xlsx" else check_docx)(response.content, report, kpis)
+
+
+async def test_the_pages_offer_the_current_and_previous_reports_for_download(site: Site) -> None:
+    current, previous = current_and_previous_report_periods(datetime.now(ICT).date())[0]
+    async with httpx.AsyncClient(base_url=site.base, cookies={"dvc_pages_token": site.viewer}) as official:
+        links = report_hrefs((await official.get("/pages/province")).text)
+        assert {period for period, _ in links} == {
+            p.name for pair in current_and_previous_report_periods(datetime.now(ICT).date()) for p in pair
+        }
+        assert all(site.viewer not in href for href in links.values())  # never an API token in a URL
+        await check_download(site, official, links[(current.name, "xlsx")], "province", "xlsx")
+        await check_download(site, official, links[(current.name, "docx")], "province", "docx")
+        resolved = [  # today's 70 files (the last three hours may straddle a period boundary)
+            (await site.api("/api/v1/reports", scope="province", period=p.name, format="json"))["form"][0]
+            for p in (current, previous)
+        ]
+        assert sum(row["counts"]["resolved_late"] + row["counts"]["resolved_on_time"] + row["counts"]["resolved_early"] for row in resolved) == 70  # fmt: skip
+    head_link = site.page_link(BAD)  # a unit head: the signed link of the mail, no cookie
+    async with httpx.AsyncClient() as head:
+        links = report_hrefs((await head.get(head_link)).text)
+        href = site.base + links[(current.name, "xlsx")]
+        assert "t=" in href and f"unit%3A{BAD}" in href
+        await check_download(site, head, href, f"unit:{BAD}", "xlsx")
+        assert (await head.get(site.base + links[(previous.name, "docx")])).status_code == 200
+        other = href.replace(f"unit%3A{BAD}", f"unit%3A{GOOD}")
+        assert (await head.get(other)).status_code == 403  # the link opens only its own unit's report
+        assert (await head.get(href.replace(f"unit%3A{BAD}", "province"))).status_code == 403
+        anonymous = site.base + links[(current.name, "xlsx")].split("&t=")[0]
+        assert (await head.get(anonymous)).status_code == 303  # neither a link nor a sign-in: the login form
+
+
+async def test_the_overviews_year_figures_equal_the_api(site: Site) -> None:
+    year = datetime.now(ICT).year
+    async with httpx.AsyncClient(base_url=site.base, cookies={"dvc_pages_token": site.viewer}) as official:
+        for scope in ("province", "subtree:p.district", "level:commune"):
+            html = (await official.get("/pages/province", params={"scope": scope})).text
+            report = await site.api("/api/v1/kpis", scope=scope, period=f"year:{year}")
+            pattern = (
+                r'<tr data-kpi="([a-z_]+)">.*?year-value">([^<]*)<.*?year-status" data-status="([a-z_]+)"'
+            )
+            found = re.findall(pattern, html, re.S)
+            shown = {kpi: value for kpi, value, _ in found}
+            assert {kpi: status for kpi, _, status in found} == {
+                k["kpi"]: k["status"] for k in report["kpis"]
+            }
+            for figure in report["kpis"]:
+                counts = f"({figure['numerator']}/{figure['denominator']})"
+                expected = str(figure["numerator"]) if figure["denominator"] is None else counts
+                if figure["ratio"] is None and figure["denominator"] is not None:
+                    expected = "—"
+                assert expected in unescape(shown[figure["kpi"]]), (scope, figure, shown[figure["kpi"]])

@@ -4,7 +4,12 @@ from datetime import date, timedelta
 
 import pytest
 
-from services.metrics.periods import is_report_period, parse_period, report_year
+from services.metrics.periods import (
+    current_and_previous_report_periods,
+    is_report_period,
+    parse_period,
+    report_year,
+)
 
 
 @pytest.mark.parametrize(
@@ -60,3 +65,42 @@ def test_a_reporting_year_starting_before_the_contract_years_is_refused() -> Non
     with pytest.raises(ValueError, match="outside the supported years"):
         parse_period("report-year:2000")  # starts on 15/12/1999
     assert not is_report_period(parse_period("month:2026-11"))
+
+
+@pytest.mark.parametrize(
+    ("today", "expected"),
+    [
+        (
+            date(2026, 12, 1),
+            [
+                ("report-month:2026-12", "report-month:2026-11"),
+                ("report-quarter:2026-Q4", "report-quarter:2026-Q3"),
+                ("report-year:2026", "report-year:2025"),
+            ],
+        ),
+        (
+            date(2026, 12, 15),  # the first day of the next month, quarter and year
+            [
+                ("report-month:2027-01", "report-month:2026-12"),
+                ("report-quarter:2027-Q1", "report-quarter:2026-Q4"),
+                ("report-year:2027", "report-year:2026"),
+            ],
+        ),
+        (
+            date(2026, 3, 14),  # the last day of Q1
+            [
+                ("report-month:2026-03", "report-month:2026-02"),
+                ("report-quarter:2026-Q1", "report-quarter:2025-Q4"),
+                ("report-year:2026", "report-year:2025"),
+            ],
+        ),
+    ],
+)
+def test_the_pages_offer_the_current_and_previous_reporting_periods(
+    today: date, expected: list[tuple[str, str]]
+) -> None:
+    pairs = current_and_previous_report_periods(today)
+    assert [(current.name, previous.name) for current, previous in pairs] == expected
+    for current, previous in pairs:
+        assert current.first <= today <= current.last
+        assert previous.last + timedelta(days=1) == current.first
