@@ -225,9 +225,11 @@ class Harness:
     token: str  # an operator's API token
     service: ServiceProcess | None = None
 
-    async def start(self, *, webhooks: dict[str, str] | None = None, **extra: str) -> ServiceProcess:
+    async def start(
+        self, *, webhooks: dict[str, str] | None = None, units: Registry | None = None, **extra: str
+    ) -> ServiceProcess:
         await load_registry(
-            self.database, registry({k: self.receiver.url + v for k, v in (webhooks or {}).items()})
+            self.database, units or registry({k: self.receiver.url + v for k, v in (webhooks or {}).items()})
         )
         settings = {
             "DVC_SMTP_HOST": "127.0.0.1",
@@ -243,6 +245,8 @@ class Harness:
             "DVC_ALERTS_RETRY_BASE_SECONDS": "0.1",
             "DVC_ALERTS_RETRY_HORIZON_SECONDS": "60",
             "DVC_ALERTS_SEND_POLL_SECONDS": "0.1",
+            "DVC_ALERTS_GROUP_WAIT_SECONDS": "0.5",  # grouping per recipient, shortened (30 s / 5 min)
+            "DVC_ALERTS_GROUP_INTERVAL_SECONDS": "2",
             "DVC_REGISTRY_REFRESH_SECONDS": "0.5",
             **extra,
         }
