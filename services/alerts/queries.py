@@ -490,7 +490,7 @@ async def fetch_due_soon_cases(
                FROM cases h
                WHERE h.unit_id = c.unit_id AND h.procedure_code = c.procedure_code
                  AND h.close_type = 'resolved' AND h.received_at IS NOT NULL
-                 AND h.closed_at >= $1 - make_interval(days => $3) AND h.closed_at < $1) m ON true
+                 AND h.closed_at >= $1::timestamptz - make_interval(days => $3::int) AND h.closed_at < $1) m ON true
            WHERE c.closed_at IS NULL AND c.paused_since IS NULL AND c.deadline IS NOT NULL
              AND c.unit_id IS NOT NULL AND c.deadline >= $1 AND c.deadline < $2
              AND ($4::text IS NULL OR c.unit_id = $4)
@@ -529,10 +529,10 @@ async def fetch_group_due_recipients(
         """SELECT h.recipient FROM notifications h
            WHERE h.held AND h.status = 'pending' AND h.group_id IS NULL AND h.channel = 'email'
            GROUP BY h.recipient
-           HAVING min(h.created_at) <= $1 - make_interval(secs => $2)
+           HAVING min(h.created_at) <= $1::timestamptz - make_interval(secs => $2::float8)
               AND coalesce((SELECT max(r.released_at) FROM notifications r
                             WHERE r.recipient = h.recipient AND r.channel = 'email'), '-infinity')
-                  <= $1 - make_interval(secs => $3)
+                  <= $1::timestamptz - make_interval(secs => $3::float8)
            ORDER BY h.recipient""",
         now,
         wait_seconds,
