@@ -219,8 +219,8 @@ async def test_the_morning_digest_warns_of_cases_due_soon_from_the_data_at_send_
     [line] = [line for line in lines if "HS-DUE-TOMORROW" in line]
     assert line == (
         f"- HS-DUE-TOMORROW (thủ tục 1.004): hạn 10:00 ngày {tomorrow_ten:%d/%m/%Y}; đơn vị thường giải quyết "
-        "thủ tục này trong 4,0 ngày (trung vị 3 hồ sơ, 90 ngày qua)"
-    )
+        "thủ tục này trong 9,0 ngày (trung vị 5 hồ sơ, 90 ngày qua)"
+    )  # 2, 4, 9 days, and the two resolved just now after 30 days: the data at send time
     assert "HS-DUE-4-WORKING-DAYS" not in text
     assert "RESOLVED-LATER" not in text and "- HS-OVERDUE (thủ tục 1.004): quá hạn từ" in text
     await quiet(3)
