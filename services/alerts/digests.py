@@ -5,7 +5,8 @@ without an apology, the 100 %-target KPIs missed this month, and its open, runni
 end of the next working day and within ALERTS_DUE_SOON_WORKING_DAYS working days ("Sắp đến hạn"), each
 with the median processing days of the unit x procedure over ALERTS_PROCESSING_LOOKBACK_DAYS. The
 sender rebuilds a digest before every attempt (`refreshed_digest`), so a case resolved after the digest
-was queued is never listed, and a digest left with nothing to say is cancelled.
+was queued is never listed, and a digest left with nothing to say is cancelled. A head gets one
+digest e-mail for all the units they head (matched by address).
 """
 
 from collections import defaultdict
@@ -19,7 +20,7 @@ from services.alerts import queries
 from services.alerts.calendar import due_soon_limits, local_now, parse_period
 from services.alerts.lifecycle import Engine
 from services.alerts.messages import DigestCase, DueSoonCase
-from services.alerts.notices import DigestContent, Row, digest_rows
+from services.alerts.notices import DigestContent, Row, head_digest_rows
 
 
 async def digest_contents(
@@ -76,17 +77,25 @@ async def digest_contents(
 async def refreshed_digest(
     connection: asyncpg.Connection, engine: Engine, row: Mapping[str, Any], now: datetime
 ) -> Row | None:
-    """Return a digest notification rebuilt from the data now (None: nothing left to tell), and store it."""
-    unit = engine.directory.units.get(row["unit_id"])
-    content = (await digest_contents(connection, engine, now, unit_id=row["unit_id"])).get(row["unit_id"])
-    if unit is None or content is None or content.empty:
+    """Return a digest notification rebuilt from the data now (None: nothing left to tell), and store it.
+    An e-mail covers every unit its recipient heads; a webhook, its own unit."""
+    if row["channel"] == "email":
+        units = [
+            u for u in engine.directory.units.values() if u.head_email.lower() == row["recipient"].lower()
+        ]
+    else:
+        units = [u for u in [engine.directory.units.get(row["unit_id"])] if u is not None]
+    one = units[0].unit_id if len(units) == 1 else None
+    contents = await digest_contents(connection, engine, now, unit_id=one)
+    told = [
+        (unit, contents[unit.unit_id])
+        for unit in sorted(units, key=lambda u: u.unit_id)
+        if unit.unit_id in contents
+    ]
+    if not told:
         return None
     fresh = next(
-        (
-            r
-            for r in digest_rows(unit, content, links=engine.links, now=now)
-            if r["channel"] == row["channel"]
-        ),
+        (r for r in head_digest_rows(told, links=engine.links, now=now) if r["channel"] == row["channel"]),
         None,
     )
     if fresh is None:

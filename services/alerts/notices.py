@@ -336,8 +336,37 @@ def case_line(case: DigestCase) -> str:
 
 
 def digest_key(unit_id: str, day: date) -> str:
-    """Return the dedupe key of a unit's digest of a local day (at most one a day)."""
+    """Return the dedupe key of a unit's digest of a local day (at most one a day; webhooks)."""
     return f"digest:{unit_id}:{day.isoformat()}"
+
+
+def head_digest_key(address: str, day: date) -> str:
+    """Return the dedupe key of a head's digest e-mail of a local day (one a day, whatever their units)."""
+    return f"digest:{address.lower()}:{day.isoformat()}"
+
+
+def head_digest_rows(
+    units: Sequence[tuple[Unit, DigestContent]], *, links: Links, now: datetime
+) -> list[Row]:
+    """Return the outbox rows of a head's digest for today: one e-mail for all their units (each unit's
+    digest a numbered part when there are several), and each unit's webhook."""
+    rows = [row for unit, content in units for row in digest_rows(unit, content, links=links, now=now)]
+    emails = [row for row in rows if row["channel"] == "email"]
+    first = emails[0]
+    email = {**first, "dedupe_key": head_digest_key(first["recipient"], local_now(now).date())}
+    if len(emails) > 1:
+        head = units[0][0]
+        parts = [Message(row["subject"], row["body_text"], row["body_html"]) for row in emails]
+        message = combine(
+            f"[Tổng hợp hằng ngày] {one_line(head.head_name)}: {len(emails)} đơn vị, "
+            f"{sum(len([c for c in content.cases if c.still_open]) for _, content in units)} hồ sơ quá hạn, "
+            f"{sum(len(content.due_soon) for _, content in units)} sắp đến hạn",
+            f"Kính gửi {one_line(head.head_name)},",
+            f"Tổng hợp hằng ngày của {len(emails)} đơn vị đồng chí phụ trách:",
+            parts,
+        )
+        email |= {"subject": message.subject, "body_text": message.text, "body_html": message.html}
+    return [email, *(row for row in rows if row["channel"] != "email")]
 
 
 def digest_rows(unit: Unit, content: DigestContent, *, links: Links, now: datetime) -> list[Row]:

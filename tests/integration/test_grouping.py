@@ -225,3 +225,35 @@ async def test_the_morning_digest_warns_of_cases_due_soon_from_the_data_at_send_
     assert "RESOLVED-LATER" not in text and "- HS-OVERDUE (thủ tục 1.004): quá hạn từ" in text
     await quiet(3)
     assert len(harness.mailbox.messages) == 1
+
+
+async def test_a_head_of_several_units_gets_one_digest_a_day_for_all_of_them(
+    harness: Harness, admin_db: asyncpg.Connection
+) -> None:
+    now = datetime.now(UTC)
+    await admin_db.executemany(
+        """INSERT INTO cases (case_id, unit_id, received_at, procedure_code, deadline, clock_since, history)
+           VALUES ($1, $2, $3::timestamptz - interval '10 days', '2.001', $3, $3::timestamptz - interval '10 days', '[]')""",
+        [
+            ("HS-G1-LATE", COMMUNES[0], now - timedelta(days=1)),
+            ("HS-G2-DUE", COMMUNES[1], now + timedelta(hours=3)),
+        ],
+    )
+    await admin_db.execute(
+        "INSERT INTO holiday_overrides (day, working, note) VALUES ($1, true, 'test')",
+        datetime.now(LOCAL).date(),
+    )
+    await harness.start(units=one_head_registry(), DVC_ALERTS_OFFICE_HOURS="00:00-24:00")
+    [digest] = await harness.wait_mail(HEAD, 1, timeout=20)
+    await quiet(3)
+    assert len(harness.mailbox.messages) == 1
+    assert str(digest["Subject"]) == "[Tổng hợp hằng ngày] Bà Năm: 2 đơn vị, 1 hồ sơ quá hạn, 1 sắp đến hạn"
+    text = text_of(digest)
+    assert (
+        "1. [Tổng hợp hằng ngày] Xã G1: 1 hồ sơ quá hạn" in text
+        and "- HS-G1-LATE (thủ tục 2.001): quá hạn" in text
+    )
+    assert (
+        "2. [Tổng hợp hằng ngày] Xã G2: 0 hồ sơ quá hạn" in text
+        and "- HS-G2-DUE (thủ tục 2.001): hạn" in text
+    )
