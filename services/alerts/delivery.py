@@ -12,7 +12,8 @@ the channel's other waiting retries are made due at once instead of waiting out 
 Silenced notices wait for the end of the silence, looked at again every evaluation interval (no
 attempt counted); digests not delivered within their day expire (the next day's digest lists the
 same cases again). A digest is rebuilt from the data before every attempt (digests.py): a case
-resolved since it was queued is not listed, and a digest with nothing left to say is cancelled.
+resolved since it was queued is not listed, and a digest with nothing left to say is cancelled (its
+day's key is freed: an offence later that day still gets a digest).
 Alert e-mails are released by grouping.py (one message per recipient per group window); a group
 message is silenced only through its members, checked when it was composed.
 
@@ -250,10 +251,8 @@ async def deliver(
             return
         if row["kind"] == "digest" and row["channel"] in ("email", "webhook"):
             fresh = await refreshed_digest(connection, engine, row, now)
-            if fresh is None:  # every case it listed was resolved meanwhile
-                await queries.defer_notification(
-                    connection, notification_id=notification_id, until=now, status="cancelled"
-                )
+            if fresh is None:  # everything it listed was resolved meanwhile
+                await queries.cancel_empty_digest(connection, notification_id=notification_id)
                 return
             row = fresh
     error = await attempt(sender, row, engine.settings.ALERTS_CHANNEL_TIMEOUT_SECONDS)

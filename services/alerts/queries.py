@@ -503,6 +503,16 @@ async def fetch_due_soon_cases(
     return rows
 
 
+async def cancel_empty_digest(connection: asyncpg.Connection, *, notification_id: int) -> None:
+    """Cancel a digest left with nothing to tell, freeing its day's key: a later offence still gets one."""
+    await connection.execute(
+        """UPDATE notifications SET status = 'cancelled', claimed_at = NULL,
+                                    dedupe_key = dedupe_key || ':empty:' || notification_id
+           WHERE notification_id = $1""",
+        notification_id,
+    )
+
+
 async def update_notification_content(
     connection: asyncpg.Connection, *, notification_id: int, fields: dict[str, Any]
 ) -> None:
