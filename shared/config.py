@@ -111,6 +111,12 @@ class AlertsSettings(Settings):
     ALERTS_RETRY_MAX_DELAY_SECONDS: float = 900.0  # the cap of that delay
     ALERTS_RETRY_HORIZON_SECONDS: float = 259200.0  # 72 h after its first attempt a notification is failed
     ALERTS_SEND_POLL_SECONDS: float = 1.0
+    # e-mail alert notices are grouped per recipient (like Alertmanager's group_wait / group_interval):
+    # the first message waits this long after the first change, the next ones at least the interval
+    ALERTS_GROUP_WAIT_SECONDS: float = 30.0
+    ALERTS_GROUP_INTERVAL_SECONDS: float = 300.0
+    ALERTS_DUE_SOON_WORKING_DAYS: int = 3  # digests list open cases due within this many working days
+    ALERTS_PROCESSING_LOOKBACK_DAYS: int = 90  # "usually takes": median of the unit x procedure's cases
     ALERTS_CHANNEL_TIMEOUT_SECONDS: float = 10.0
 
     @field_validator("ALERTS_SIGNING_KEY", "WEBHOOK_SECRET")

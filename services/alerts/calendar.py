@@ -7,8 +7,8 @@ today: a backfill of 2021 is stored by metrics yet pages nobody, while last mont
 still count. Pace is calendar time (weekends included), floored at one day so that the first hours of
 a period do not extrapolate a handful of files to thousands.
 
-Working time gates only non-urgent notices (daily digests): a working day is Monday to Friday, minus
-Vietnamese public holidays (the `holidays` package, substituted days off included), with the
+Working time gates only non-urgent notices (daily digests) and counts the "due soon" horizon of
+digests: a working day is Monday to Friday, minus Vietnamese public holidays (the `holidays` package, substituted days off included), with the
 `holiday_overrides` table on top (the government's yearly swaps: a Saturday made a working day, a
 bridge day made a day off); office hours are local windows such as "07:30-11:30,13:30-17:00".
 """
@@ -110,3 +110,23 @@ def is_office_time(
     if not is_working_day(local.date(), overrides):
         return False
     return any(start <= local.time() < end for start, end in office_hours)
+
+
+def working_day_after(day: date, count: int, overrides: Mapping[date, bool]) -> date:
+    """Return the `count`-th working day after `day` (count >= 1): Friday + 1 is Monday, or Tuesday when
+    that Monday is a holiday."""
+    found, current = 0, day
+    while found < count:
+        current += timedelta(days=1)
+        found += is_working_day(current, overrides)
+    return current
+
+
+def due_soon_limits(
+    now: datetime, working_days: int, overrides: Mapping[date, bool]
+) -> tuple[datetime, datetime]:
+    """Return the ends (local midnight after) of the next working day and of the `working_days`-th one."""
+    today = local_now(now).date()
+    first = working_day_after(today, 1, overrides)
+    last = working_day_after(today, max(1, working_days), overrides)
+    return start_of(first + timedelta(days=1)), start_of(last + timedelta(days=1))

@@ -11,7 +11,11 @@ DvcNotificationsFailed). When a notification that had failed goes through, the c
 the channel's other waiting retries are made due at once instead of waiting out their backoff.
 Silenced notices wait for the end of the silence, looked at again every evaluation interval (no
 attempt counted); digests not delivered within their day expire (the next day's digest lists the
-same cases again).
+same cases again). A digest is rebuilt from the data before every attempt (digests.py): a case
+resolved since it was queued is not listed, and a digest with nothing left to say is cancelled (its
+day's key is freed: an offence later that day still gets a digest).
+Alert e-mails are released by grouping.py (one message per recipient per group window); a group
+message is silenced only through its members, checked when it was composed.
 
 Channels:
 - email: SMTP (DVC_SMTP_HOST/PORT; DVC_SMTP_TLS=starttls requires STARTTLS, tls is implicit TLS, off is
@@ -33,11 +37,12 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Any
 
 import aiosmtplib
 import asyncpg
@@ -47,6 +52,7 @@ from grafana_client.api import AsyncGrafanaApi
 from prometheus_client import Counter, Gauge
 
 from services.alerts import queries
+from services.alerts.digests import refreshed_digest
 from services.alerts.lifecycle import Engine
 from services.alerts.notices import CHANNELS
 from services.alerts.rules import Silence, silenced_until
@@ -86,10 +92,10 @@ for _channel in CHANNELS:
     for _gauge in (RETRYING, OLDEST_RETRY, FAILED):
         _gauge.labels(_channel)
 
-Sender = Callable[[asyncpg.Record], Awaitable[None]]
+Sender = Callable[[Mapping[str, Any]], Awaitable[None]]
 
 
-def message_id(row: asyncpg.Record, domain: str) -> str:
+def message_id(row: Mapping[str, Any], domain: str) -> str:
     """Return the Message-ID of a notification: the same on every retry, unique per notification."""
     return f"<dvc.{row['notification_id']}.{row['created_at']:%Y%m%d%H%M%S}@{domain}>"
 
@@ -99,7 +105,7 @@ def message_domain(settings: AlertsSettings) -> str:
     return settings.SMTP_MESSAGE_ID_DOMAIN or Address(addr_spec=settings.SMTP_FROM).domain or "localhost"
 
 
-def email_message(row: asyncpg.Record, settings: AlertsSettings) -> EmailMessage:
+def email_message(row: Mapping[str, Any], settings: AlertsSettings) -> EmailMessage:
     """Build the e-mail of a notification (headers validated by the email package)."""
     message = EmailMessage()
     message["Subject"] = row["subject"]
@@ -118,7 +124,7 @@ def email_sender(settings: AlertsSettings) -> Sender:
     """Return the SMTP sender (STARTTLS required unless DVC_SMTP_TLS says otherwise)."""
     password = settings.SMTP_PASSWORD.get_secret_value() if settings.SMTP_PASSWORD else None
 
-    async def send(row: asyncpg.Record) -> None:
+    async def send(row: Mapping[str, Any]) -> None:
         await aiosmtplib.send(
             email_message(row, settings),
             hostname=settings.SMTP_HOST,
@@ -138,7 +144,7 @@ def webhook_sender(settings: AlertsSettings, client: httpx.AsyncClient) -> Sende
     """Return the signed-webhook sender."""
     secret = settings.WEBHOOK_SECRET.get_secret_value()
 
-    async def send(row: asyncpg.Record) -> None:
+    async def send(row: Mapping[str, Any]) -> None:
         body = orjson.dumps(row["payload"])
         timestamp = int(time.time())
         headers = {
@@ -164,7 +170,7 @@ def grafana_sender(settings: AlertsSettings) -> Sender:
         timeout=settings.ALERTS_CHANNEL_TIMEOUT_SECONDS,
     )
 
-    async def send(row: asyncpg.Record) -> None:
+    async def send(row: Mapping[str, Any]) -> None:
         payload = row["payload"]
         await grafana.annotations.add_annotation(
             time_from=payload["time"], tags=payload["tags"], text=payload["text"]
@@ -223,12 +229,14 @@ def active_silences(rows: list[asyncpg.Record]) -> list[Silence]:
 
 
 async def deliver(
-    pool: asyncpg.Pool, engine: Engine, row: asyncpg.Record, sender: Sender, silences: list[Silence]
+    pool: asyncpg.Pool, engine: Engine, row: Mapping[str, Any], sender: Sender, silences: list[Silence]
 ) -> None:
     """Attempt one notification and record the result (or defer it while silenced)."""
     now = datetime.now(UTC)
     notification_id = int(row["notification_id"])
-    until = silenced_until(silences, unit_id=row["unit_id"], kpi=row["kpi"], now=now.timestamp())
+    until = None
+    if row["kind"] != "group":
+        until = silenced_until(silences, unit_id=row["unit_id"], kpi=row["kpi"], now=now.timestamp())
     async with pool.acquire() as connection:
         if until is not None:  # look again at the silence's end, or sooner in case it is deleted
             recheck = min(until, now.timestamp() + engine.settings.ALERTS_EVALUATION_SECONDS)
@@ -241,11 +249,17 @@ async def deliver(
                 connection, notification_id=notification_id, until=now, status="expired"
             )
             return
+        if row["kind"] == "digest" and row["channel"] in ("email", "webhook"):
+            fresh = await refreshed_digest(connection, engine, row, now)
+            if fresh is None:  # everything it listed was resolved meanwhile
+                await queries.cancel_empty_digest(connection, notification_id=notification_id)
+                return
+            row = fresh
     error = await attempt(sender, row, engine.settings.ALERTS_CHANNEL_TIMEOUT_SECONDS)
     await record_attempt(pool, engine, row, error)
 
 
-async def attempt(sender: Sender, row: asyncpg.Record, limit_seconds: float) -> str | None:
+async def attempt(sender: Sender, row: Mapping[str, Any], limit_seconds: float) -> str | None:
     """Send once; return the error text, or None on success."""
     try:
         async with asyncio.timeout(limit_seconds):
@@ -269,7 +283,7 @@ def retry_delay(
 
 
 def next_step(
-    row: asyncpg.Record, settings: AlertsSettings, error: str | None, now: datetime
+    row: Mapping[str, Any], settings: AlertsSettings, error: str | None, now: datetime
 ) -> tuple[str, str, datetime]:
     """Return (status, result, next attempt) after an attempt: sent, pending with a backoff, or failed
     once the horizon after the first attempt has passed (the last retry is made at the horizon)."""
@@ -286,7 +300,9 @@ def next_step(
     return "pending", "retry", min(now + timedelta(seconds=delay), horizon)
 
 
-async def record_attempt(pool: asyncpg.Pool, engine: Engine, row: asyncpg.Record, error: str | None) -> None:
+async def record_attempt(
+    pool: asyncpg.Pool, engine: Engine, row: Mapping[str, Any], error: str | None
+) -> None:
     """Store an attempt's result; after a recovery, make the channel's other waiting retries due now."""
     now = datetime.now(UTC)
     status, result, next_at = next_step(row, engine.settings, error, now)

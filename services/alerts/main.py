@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.alerts import api
 from services.alerts.calendar import parse_office_hours
 from services.alerts.delivery import send_forever
+from services.alerts.grouping import GROUPER, group_forever
 from services.alerts.handlers import ASSIGNMENT, CONSUMER, router
 from services.alerts.lifecycle import Engine
 from services.alerts.notices import CHANNELS
@@ -29,9 +30,12 @@ def create(settings: AlertsSettings) -> FastAPI:
         state={"engine": engine},
         background=[
             partial(tick_forever, engine=engine),
+            partial(group_forever, engine=engine),
             *(partial(send_forever, engine=engine, channel=channel) for channel in CHANNELS),
         ],
-        consumer_ready=lambda: bool(ASSIGNMENT.partitions) and not (CONSUMER.waiting or TIMER.waiting),
+        consumer_ready=lambda: (
+            bool(ASSIGNMENT.partitions) and not (CONSUMER.waiting or TIMER.waiting or GROUPER.waiting)
+        ),
     )
 
 

@@ -58,7 +58,20 @@ class DigestCase:
     still_open: bool
 
 
+@dataclass(frozen=True, slots=True)
+class DueSoonCase:
+    """An open case file due soon, with how long its unit usually takes for its procedure."""
+
+    case_id: str
+    procedure_code: str | None
+    deadline: datetime
+    median_days: float | None  # None: no case of this procedure resolved by the unit in the lookback
+    resolved: int  # how many the median is taken over
+
+
 Line = str | tuple[str, str]  # a sentence, or (label, URL)
+HTML_HEAD = '<!DOCTYPE html><html lang="vi"><body>'
+HTML_TAIL = "</body></html>"
 
 
 def one_line(text: str, limit: int = NAME_LIMIT) -> str:
@@ -156,5 +169,27 @@ def render(subject: str, greeting: str, lines: Sequence[Line]) -> Message:
             line = one_line(line, LINE_LIMIT)
             text.append(line)
             parts.append(f"<p>{html.escape(line)}</p>")
-    body = '<!DOCTYPE html><html lang="vi"><body>' + "".join(parts) + "</body></html>"
+    body = HTML_HEAD + "".join(parts) + HTML_TAIL
     return Message(header_safe(subject), "\n".join(text) + "\n", body)
+
+
+def combine(subject: str, greeting: str, intro: str, parts: Sequence[Message]) -> Message:
+    """Build one message of several rendered ones (each without its greeting), numbered, in order."""
+    greeting, intro = one_line(greeting, LINE_LIMIT), one_line(intro, LINE_LIMIT)
+    text = [greeting, "", intro]
+    html_parts = [f"<p>{html.escape(greeting)}</p><p>{html.escape(intro)}</p>"]
+    for number, part in enumerate(parts, 1):
+        text += ["", f"{number}. {part.subject}", *part.text.splitlines()[2:]]
+        html_parts.append(f"<hr><h3>{number}. {html.escape(part.subject)}</h3>{without_greeting(part.html)}")
+    return Message(header_safe(subject), "\n".join(text) + "\n", HTML_HEAD + "".join(html_parts) + HTML_TAIL)
+
+
+def without_greeting(body: str) -> str:
+    """Return the inner HTML of a `render`ed body after its greeting paragraph (already escaped)."""
+    inner = body.removeprefix(HTML_HEAD).removesuffix(HTML_TAIL)
+    return inner.split("</p>", 1)[1] if "</p>" in inner else inner
+
+
+def days_text(days: float) -> str:
+    """Return "4,5 ngày"."""
+    return f"{days:.1f}".replace(".", ",") + " ngày"

@@ -3,7 +3,10 @@
 A notice becomes one outbox row per channel: e-mail to the head's address; the head's webhook when the
 registry gives one (JSON body, see delivery.py); a Grafana annotation for alert openings and
 resolutions when a Grafana token is configured. Rows are rendered when queued, so the history keeps
-exactly what was sent.
+exactly what was sent. Alert e-mails are queued `held`: grouping.py releases them per recipient, one
+message per group window (`group_rows` composes a message of several). Webhooks and annotations are
+per event (machines keep every transition; each delivery has its own id). Digests are rebuilt from the
+data when they are sent (digests.py).
 """
 
 import html
@@ -17,9 +20,12 @@ from services.alerts.directory import Unit
 from services.alerts.messages import (
     ID_LIMIT,
     DigestCase,
+    DueSoonCase,
     Line,
     Message,
     budget_lines,
+    combine,
+    days_text,
     forecast_lines,
     one_line,
     percent,
@@ -168,7 +174,15 @@ def alert_rows(kind: str, ref: AlertRef, *, recipient: Unit, links: Links, now: 
         "subject": message.subject,
         "body_text": message.text,
     }
-    rows = [{**base, "channel": "email", "recipient": recipient.head_email, "body_html": message.html}]
+    rows = [
+        {
+            **base,
+            "channel": "email",
+            "recipient": recipient.head_email,
+            "body_html": message.html,
+            "held": True,
+        }
+    ]
     if recipient.head_webhook_url:
         payload = alert_payload(kind, ref, message, recipient=recipient, links=links, now=now)
         rows.append(
@@ -186,10 +200,91 @@ def alert_rows(kind: str, ref: AlertRef, *, recipient: Unit, links: Links, now: 
     return rows
 
 
-def digest_message(
-    unit: Unit, cases: Sequence[DigestCase], breaches: Sequence[Row], *, links: Links, now: datetime
-) -> Message:
-    """Render the daily digest of a unit's zero-tolerance offences."""
+GROUP_TITLES = {"firing": "cảnh báo mới", "resolved": "đã khắc phục", "escalation": "chuyển cấp"}
+
+
+def group_message(recipient: Unit, members: Sequence[Row]) -> Message:
+    """Compose one message of several alert notices to the same head (each as it was rendered)."""
+    counts = [f"{sum(m['kind'] == kind for m in members)} {title}" for kind, title in GROUP_TITLES.items()]
+    summary = ", ".join(count for count in counts if not count.startswith("0 "))
+    parts = [Message(m["subject"], m["body_text"], m["body_html"] or "") for m in members]
+    return combine(
+        f"[Tổng hợp cảnh báo] {len(members)} thay đổi: {summary}",
+        f"Kính gửi {one_line(recipient.head_name)},",
+        f"Các thay đổi về chỉ tiêu của các đơn vị đồng chí phụ trách ({len(members)}), gộp trong một thư:",
+        parts,
+    )
+
+
+def group_row(recipient: Unit, address: str, members: Sequence[Row], now: datetime) -> Row:
+    """Return the outbox row of a group message (its members keep their own rows and links)."""
+    message = group_message(recipient, members)
+    return {
+        "dedupe_key": f"group:{members[0]['notification_id']}",
+        "unit_id": recipient.unit_id,
+        "kind": "group",
+        "channel": "email",
+        "recipient": address,
+        "recipient_unit_id": recipient.unit_id,
+        "subject": message.subject,
+        "body_text": message.text,
+        "body_html": message.html,
+        "released_at": now,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class DigestContent:
+    """What a unit's digest lists, read from the data when it is built."""
+
+    cases: Sequence[DigestCase]
+    breaches: Sequence[Row]
+    due_soon: Sequence[DueSoonCase]
+    next_end: datetime  # end of the next working day
+    last_end: datetime  # end of the last working day of the due-soon horizon
+    working_days: int
+    lookback_days: int
+
+    @property
+    def empty(self) -> bool:
+        """Return True when there is nothing to tell."""
+        return not (self.cases or self.breaches or self.due_soon)
+
+
+def due_soon_lines(content: DigestContent) -> list[Line]:
+    """Return the "Sắp đến hạn" section: by the end of the next working day, then within the horizon."""
+    if not content.due_soon:
+        return []
+    first = [case for case in content.due_soon if case.deadline < content.next_end]
+    later = [case for case in content.due_soon if case.deadline >= content.next_end]
+    lines: list[Line] = [f"Sắp đến hạn ({len(content.due_soon)}):"]
+    if first:
+        lines.append(f"Đến hết ngày làm việc tiếp theo ({len(first)}):")
+        lines += [due_soon_line(case, content.lookback_days) for case in first[:MAX_LISTED]]
+    if later:
+        lines.append(f"Trong {content.working_days} ngày làm việc tới ({len(later)}):")
+        lines += [due_soon_line(case, content.lookback_days) for case in later[:MAX_LISTED]]
+    return lines
+
+
+def due_soon_line(case: DueSoonCase, lookback_days: int) -> str:
+    """Return "- HS (thủ tục 1.004): hạn 10:00 ngày 02/12/2026; đơn vị thường giải quyết trong 4,5 ngày (...)"."""
+    procedure = f" (thủ tục {one_line(case.procedure_code, ID_LIMIT)})" if case.procedure_code else ""
+    if case.median_days is None:
+        usual = f"đơn vị chưa giải quyết hồ sơ nào của thủ tục này trong {lookback_days} ngày qua"
+    else:
+        usual = (
+            f"đơn vị thường giải quyết thủ tục này trong {days_text(case.median_days)} "
+            f"(trung vị {case.resolved} hồ sơ, {lookback_days} ngày qua)"
+        )
+    return f"- {one_line(case.case_id, ID_LIMIT)}{procedure}: hạn {stamp(case.deadline)}; {usual}"
+
+
+def digest_message(unit: Unit, content: DigestContent, *, links: Links, now: datetime) -> Message:
+    """Render the daily digest of a unit: zero-tolerance offences, then the cases due soon."""
+    cases, breaches = content.cases, content.breaches
     open_cases = [case for case in cases if case.still_open]
     missing = [case for case in cases if not case.apologized]
     lines: list[Line] = []
@@ -206,12 +301,15 @@ def digest_message(
             f"{KPI_BY_ID[breach['kpi']].name_vi} tháng này: {percent(figures['ratio'])} "
             f"({figures['numerator']}/{figures['denominator']}), chỉ tiêu {target_text(figures, breach['kpi'])}."
         )
+    lines += due_soon_lines(content)
     lines += links.unit_links(unit.unit_id, unit, now)
     lines.append(f"Số liệu tính đến {stamp(now)}.")
     subject = (
         f"[Tổng hợp hằng ngày] {one_line(unit.name)}: {len(open_cases)} hồ sơ quá hạn, "
         f"{len(missing)} chưa có văn bản xin lỗi"
     )
+    if content.due_soon:
+        subject += f", {len(content.due_soon)} sắp đến hạn"
     return render(subject, greeting(unit), lines)
 
 
@@ -238,15 +336,43 @@ def case_line(case: DigestCase) -> str:
 
 
 def digest_key(unit_id: str, day: date) -> str:
-    """Return the dedupe key of a unit's digest of a local day (at most one a day)."""
+    """Return the dedupe key of a unit's digest of a local day (at most one a day; webhooks)."""
     return f"digest:{unit_id}:{day.isoformat()}"
 
 
-def digest_rows(
-    unit: Unit, cases: Sequence[DigestCase], breaches: Sequence[Row], *, links: Links, now: datetime
+def head_digest_key(address: str, day: date) -> str:
+    """Return the dedupe key of a head's digest e-mail of a local day (one a day, whatever their units)."""
+    return f"digest:{address.lower()}:{day.isoformat()}"
+
+
+def head_digest_rows(
+    units: Sequence[tuple[Unit, DigestContent]], *, links: Links, now: datetime
 ) -> list[Row]:
+    """Return the outbox rows of a head's digest for today: one e-mail for all their units (each unit's
+    digest a numbered part when there are several), and each unit's webhook."""
+    rows = [row for unit, content in units for row in digest_rows(unit, content, links=links, now=now)]
+    emails = [row for row in rows if row["channel"] == "email"]
+    first = emails[0]
+    email = {**first, "dedupe_key": head_digest_key(first["recipient"], local_now(now).date())}
+    if len(emails) > 1:
+        head = units[0][0]
+        parts = [Message(row["subject"], row["body_text"], row["body_html"]) for row in emails]
+        message = combine(
+            f"[Tổng hợp hằng ngày] {one_line(head.head_name)}: {len(emails)} đơn vị, "
+            f"{sum(len([c for c in content.cases if c.still_open]) for _, content in units)} hồ sơ quá hạn, "
+            f"{sum(len(content.due_soon) for _, content in units)} sắp đến hạn",
+            f"Kính gửi {one_line(head.head_name)},",
+            f"Tổng hợp hằng ngày của {len(emails)} đơn vị đồng chí phụ trách:",
+            parts,
+        )
+        email |= {"subject": message.subject, "body_text": message.text, "body_html": message.html}
+    return [email, *(row for row in rows if row["channel"] != "email")]
+
+
+def digest_rows(unit: Unit, content: DigestContent, *, links: Links, now: datetime) -> list[Row]:
     """Return the outbox rows of a unit's digest for today (expiring at the end of the local day)."""
-    message = digest_message(unit, cases, breaches, links=links, now=now)
+    cases = content.cases
+    message = digest_message(unit, content, links=links, now=now)
     local_day = local_now(now).date()
     base = {
         "dedupe_key": digest_key(unit.unit_id, local_day),
@@ -272,6 +398,15 @@ def digest_rows(
                     "open": c.still_open,
                 }
                 for c in cases
+            ],
+            "due_soon": [
+                {
+                    "case_id": c.case_id,
+                    "procedure_code": c.procedure_code,
+                    "deadline": c.deadline.isoformat(),
+                    "median_processing_days": c.median_days,
+                }
+                for c in content.due_soon
             ],
             "subject": message.subject,
             "text": message.text,

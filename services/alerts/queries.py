@@ -254,7 +254,9 @@ async def insert_notification(connection: asyncpg.Connection, *, fields: dict[st
 async def cancel_pending_notifications(connection: asyncpg.Connection, *, alert_id: int) -> int:
     """Cancel an alert's notices not yet sent (it resolved before they went out); return how many."""
     status = await connection.execute(
-        "UPDATE notifications SET status = 'cancelled' WHERE alert_id = $1 AND status = 'pending'", alert_id
+        """UPDATE notifications SET status = 'cancelled'
+           WHERE alert_id = $1 AND status = 'pending' AND group_id IS NULL""",  # a grouped one is on its way
+        alert_id,
     )
     return int(status.split()[-1])
 
@@ -263,7 +265,8 @@ async def fetch_notified_recipients(connection: asyncpg.Connection, *, alert_id:
     """Return who got (or was attempted) a firing or escalation notice of an alert, per channel."""
     rows: list[asyncpg.Record] = await connection.fetch(
         """SELECT DISTINCT channel, recipient, recipient_unit_id FROM notifications
-           WHERE alert_id = $1 AND kind IN ('firing', 'escalation') AND status IN ('sent', 'failed')
+           WHERE alert_id = $1 AND kind IN ('firing', 'escalation')
+             AND (status IN ('sent', 'failed') OR (status = 'pending' AND group_id IS NOT NULL))
            ORDER BY channel, recipient""",
         alert_id,
     )
@@ -278,7 +281,7 @@ async def claim_due_notifications(
         """
         UPDATE notifications n SET next_attempt_at = $2 + make_interval(secs => $3), claimed_at = $2
         FROM (SELECT notification_id FROM notifications
-              WHERE status = 'pending' AND channel = $1 AND next_attempt_at <= $2
+              WHERE status = 'pending' AND channel = $1 AND next_attempt_at <= $2 AND NOT held
               ORDER BY next_attempt_at, notification_id LIMIT $4 FOR UPDATE SKIP LOCKED) due
         WHERE n.notification_id = due.notification_id
         RETURNING n.*
@@ -316,6 +319,18 @@ async def record_delivery(
         error,
         now,
     )
+    if status != "pending":  # the notices folded into a group message share its fate
+        await connection.execute(
+            """UPDATE notifications SET status = $2, attempts = $3, last_error = $4,
+                                        sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END,
+                                        failed_at = CASE WHEN $2 = 'failed' THEN $5 ELSE failed_at END
+               WHERE group_id = $1 AND status = 'pending'""",
+            notification_id,
+            status,
+            attempts,
+            error,
+            now,
+        )
 
 
 async def hasten_retries(
@@ -409,50 +424,188 @@ async def fetch_existing_keys(connection: asyncpg.Connection, *, keys: Sequence[
     return {row["dedupe_key"] for row in rows}
 
 
-async def fetch_overdue_open_cases(connection: asyncpg.Connection, *, now: datetime) -> list[asyncpg.Record]:
-    """Return open, running cases past their deadline, per unit, the oldest deadline first."""
+async def fetch_overdue_open_cases(
+    connection: asyncpg.Connection, *, now: datetime, unit_id: str | None = None
+) -> list[asyncpg.Record]:
+    """Return open, running cases past their deadline, per unit (or of one unit), the oldest deadline first."""
     rows: list[asyncpg.Record] = await connection.fetch(
         """SELECT unit_id, case_id, procedure_code, greatest(deadline, clock_since) AS overdue_since,
                   apology_at IS NOT NULL AS apologized, true AS still_open
            FROM cases
            WHERE closed_at IS NULL AND paused_since IS NULL AND deadline IS NOT NULL AND unit_id IS NOT NULL
-             AND deadline < $1
+             AND deadline < $1 AND ($2::text IS NULL OR unit_id = $2)
            ORDER BY unit_id, deadline, case_id""",
         now,
+        unit_id,
     )
     return rows
 
 
 async def fetch_closed_overdue_without_apology(
-    connection: asyncpg.Connection, *, first: date, last: date
+    connection: asyncpg.Connection, *, first: date, last: date, unit_id: str | None = None
 ) -> list[asyncpg.Record]:
-    """Return closed cases that went overdue in the day range and never got an apology."""
+    """Return closed cases that went overdue in the day range and never got an apology (of one unit)."""
     rows: list[asyncpg.Record] = await connection.fetch(
         """SELECT o.unit_id, o.case_id, c.procedure_code, (min(o.day)::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') AS overdue_since,
                   false AS apologized, false AS still_open
            FROM overdue_days o JOIN cases c USING (case_id)
            WHERE o.day BETWEEN $1 AND $2 AND NOT o.apologized AND c.closed_at IS NOT NULL
-             AND c.apology_at IS NULL
+             AND c.apology_at IS NULL AND ($3::text IS NULL OR o.unit_id = $3)
            GROUP BY o.unit_id, o.case_id, c.procedure_code
            ORDER BY o.unit_id, o.case_id""",
         first,
         last,
+        unit_id,
     )
     return rows
 
 
 async def fetch_zero_tolerance_breaches(
-    connection: asyncpg.Connection, *, period: str
+    connection: asyncpg.Connection, *, period: str, unit_id: str | None = None
 ) -> list[asyncpg.Record]:
     """Return the 100 %-target ratio KPIs below target in a period (listed in digests as figures)."""
     rows: list[asyncpg.Record] = await connection.fetch(
         """SELECT unit_id, kpi, figures FROM alert_states
            WHERE period = $1 AND state = 'below_target' AND (figures->>'zero_tolerance')::boolean
-             AND denominator > 0
+             AND denominator > 0 AND ($2::text IS NULL OR unit_id = $2)
            ORDER BY unit_id, kpi""",
         period,
+        unit_id,
     )
     return rows
+
+
+async def fetch_due_soon_cases(
+    connection: asyncpg.Connection, *, now: datetime, until: datetime, lookback_days: int, unit_id: str | None
+) -> list[asyncpg.Record]:
+    """Return open, running cases due between now and `until` (of one unit, or all), the earliest first,
+    with the median processing days of their unit x procedure over the last `lookback_days` days."""
+    rows: list[asyncpg.Record] = await connection.fetch(
+        """SELECT c.unit_id, c.case_id, c.procedure_code, c.deadline, m.median_days, m.n AS resolved
+           FROM cases c
+           LEFT JOIN LATERAL (
+               SELECT percentile_cont(0.5) WITHIN GROUP (
+                          ORDER BY extract(epoch FROM h.closed_at - h.received_at) / 86400) AS median_days,
+                      count(*) AS n
+               FROM cases h
+               WHERE h.unit_id = c.unit_id AND h.procedure_code = c.procedure_code
+                 AND h.close_type = 'resolved' AND h.received_at IS NOT NULL
+                 AND h.closed_at >= $1::timestamptz - make_interval(days => $3::int) AND h.closed_at < $1) m ON true
+           WHERE c.closed_at IS NULL AND c.paused_since IS NULL AND c.deadline IS NOT NULL
+             AND c.unit_id IS NOT NULL AND c.deadline >= $1 AND c.deadline < $2
+             AND ($4::text IS NULL OR c.unit_id = $4)
+           ORDER BY c.unit_id, c.deadline, c.case_id""",
+        now,
+        until,
+        lookback_days,
+        unit_id,
+    )
+    return rows
+
+
+async def cancel_empty_digest(connection: asyncpg.Connection, *, notification_id: int) -> None:
+    """Cancel a digest left with nothing to tell, freeing its day's key: a later offence still gets one."""
+    await connection.execute(
+        """UPDATE notifications SET status = 'cancelled', claimed_at = NULL,
+                                    dedupe_key = dedupe_key || ':empty:' || notification_id
+           WHERE notification_id = $1""",
+        notification_id,
+    )
+
+
+async def update_notification_content(
+    connection: asyncpg.Connection, *, notification_id: int, fields: dict[str, Any]
+) -> None:
+    """Store what a notification says when it is rebuilt at send time (digests)."""
+    await connection.execute(
+        """UPDATE notifications SET subject = $2, body_text = $3, body_html = $4, payload = $5
+           WHERE notification_id = $1""",
+        notification_id,
+        fields["subject"],
+        fields["body_text"],
+        fields.get("body_html"),
+        fields.get("payload"),
+    )
+
+
+# ------------------------------------------------------------------------------------------ grouping
+
+
+async def fetch_group_due_recipients(
+    connection: asyncpg.Connection, *, now: datetime, wait_seconds: float, interval_seconds: float
+) -> list[str]:
+    """Return the addresses with held notices whose first wait and group interval have both passed."""
+    rows = await connection.fetch(
+        """SELECT h.recipient FROM notifications h
+           WHERE h.held AND h.status = 'pending' AND h.group_id IS NULL AND h.channel = 'email'
+           GROUP BY h.recipient
+           HAVING min(h.created_at) <= $1::timestamptz - make_interval(secs => $2::float8)
+              AND coalesce((SELECT max(r.released_at) FROM notifications r
+                            WHERE r.recipient = h.recipient AND r.channel = 'email'), '-infinity')
+                  <= $1::timestamptz - make_interval(secs => $3::float8)
+           ORDER BY h.recipient""",
+        now,
+        wait_seconds,
+        interval_seconds,
+    )
+    return [row["recipient"] for row in rows]
+
+
+async def lock_held_notifications(connection: asyncpg.Connection, *, recipient: str) -> list[asyncpg.Record]:
+    """Lock and return the held e-mail notices of a recipient with their alert's period, oldest first."""
+    rows: list[asyncpg.Record] = await connection.fetch(
+        """SELECT n.*, a.period FROM notifications n LEFT JOIN alerts a USING (alert_id)
+           WHERE n.held AND n.status = 'pending' AND n.group_id IS NULL AND n.channel = 'email'
+             AND n.recipient = $1
+           ORDER BY n.notification_id FOR UPDATE OF n SKIP LOCKED""",
+        recipient,
+    )
+    return rows
+
+
+async def settle_held(
+    connection: asyncpg.Connection, *, ids: Sequence[int], status: str, now: datetime
+) -> None:
+    """Cancel held notices that coalesced away, or mark `sent` those an earlier message already told."""
+    await connection.execute(
+        """UPDATE notifications SET status = $2, held = false,
+                                    sent_at = CASE WHEN $2 = 'sent' THEN $3 ELSE sent_at END
+           WHERE notification_id = ANY($1::bigint[])""",
+        list(ids),
+        status,
+        now,
+    )
+
+
+async def release_notification(
+    connection: asyncpg.Connection, *, notification_id: int, now: datetime
+) -> None:
+    """Let the sender take a held notice now (the only change of its group)."""
+    await connection.execute(
+        "UPDATE notifications SET held = false, released_at = $2, next_attempt_at = $2 WHERE notification_id = $1",
+        notification_id,
+        now,
+    )
+
+
+async def insert_group_notification(connection: asyncpg.Connection, *, fields: dict[str, Any]) -> int:
+    """Queue a group message and return its id."""
+    names = ", ".join(fields)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(fields) + 1))
+    notification_id: int = await connection.fetchval(
+        f"INSERT INTO notifications ({names}) VALUES ({placeholders}) RETURNING notification_id",
+        *fields.values(),
+    )
+    return notification_id
+
+
+async def fold_into_group(connection: asyncpg.Connection, *, ids: Sequence[int], group_id: int) -> None:
+    """Attach held notices to their group message (they take its delivery status)."""
+    await connection.execute(
+        "UPDATE notifications SET group_id = $2 WHERE notification_id = ANY($1::bigint[])",
+        list(ids),
+        group_id,
+    )
 
 
 async def insert_silence(connection: asyncpg.Connection, *, fields: dict[str, Any]) -> asyncpg.Record:

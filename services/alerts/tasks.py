@@ -8,9 +8,10 @@ One instance at a time runs a tick (PostgreSQL advisory lock); every instance re
   failed for good) is sent once to the parent unit's head (wall-clock delay: a breach is urgent;
   a page held back by a silence or by a mail outage starts the delay only when it is sent, so the
   escalation follows the page once SMTP is back, and is not lost meanwhile).
-- Digests (non-urgent): in office hours of working days (calendar.py), once per local day per unit,
-  the unit head gets the list of open overdue cases (with or without an apology), the cases that went
-  overdue this month and were closed without an apology, and the 100 %-target KPIs missed this month;
+- Digests (non-urgent): in office hours of working days (calendar.py), once per local day per head
+  (one e-mail for all the units they head), the unit head gets the list of open overdue cases (with or without an apology), the cases that went
+  overdue this month and were closed without an apology, the 100 %-target KPIs missed this month and
+  the open cases due within a few working days (digests.py; rebuilt from the data when sent);
   units under a silence for every KPI, overdue_open or apology_coverage get none.
 """
 
@@ -26,10 +27,11 @@ from prometheus_client import Gauge
 from services.alerts import queries
 from services.alerts.calendar import in_lookback, is_office_time, local_now, parse_office_hours, parse_period
 from services.alerts.delivery import active_silences, refresh_delivery_gauges
+from services.alerts.digests import digest_contents
+from services.alerts.directory import Unit
 from services.alerts.handlers import publish_state_changes
 from services.alerts.lifecycle import Engine, Observation, apply_observations, queue, wake_senders
-from services.alerts.messages import DigestCase
-from services.alerts.notices import AlertRef, Row, alert_rows, digest_key, digest_rows
+from services.alerts.notices import AlertRef, DigestContent, alert_rows, head_digest_key, head_digest_rows
 from services.alerts.rules import BELOW, STATES, silenced_until
 from shared.backoff import Retrying, repeat_forever
 
@@ -128,37 +130,28 @@ async def escalate(connection: asyncpg.Connection, engine: Engine, now: datetime
 
 
 async def queue_digests(connection: asyncpg.Connection, engine: Engine, now: datetime) -> int:
-    """In office time, queue today's digest of every unit with offences that has none yet; return how many."""
+    """In office time, queue today's digest of every head with something to tell about their units
+    (one e-mail per head address, whatever their number of units) that has none yet; return how many.
+    The sender rebuilds each one from the data when it sends it (digests.py)."""
     overrides = {row["day"]: row["working"] for row in await queries.fetch_holiday_overrides(connection)}
     if not is_office_time(now, parse_office_hours(engine.settings.ALERTS_OFFICE_HOURS), overrides):
         return 0
     today = local_now(now).date()
-    month = parse_period(f"month:{today:%Y-%m}")
-    cases: dict[str, list[DigestCase]] = defaultdict(list)
-    for row in [
-        *await queries.fetch_overdue_open_cases(connection, now=now),
-        *await queries.fetch_closed_overdue_without_apology(connection, first=month.first, last=month.last),
-    ]:
-        cases[row["unit_id"]].append(DigestCase(**{k: row[k] for k in DigestCase.__slots__}))
-    breaches: dict[str, list[Row]] = defaultdict(list)
-    for row in await queries.fetch_zero_tolerance_breaches(connection, period=month.name):
-        breaches[row["unit_id"]].append(dict(row))
+    contents = await digest_contents(connection, engine, now)
     silences = active_silences(await queries.fetch_silences(connection, active_after=now))
-    candidates = {digest_key(unit_id, today): unit_id for unit_id in cases.keys() | breaches.keys()}
-    done = await queries.fetch_existing_keys(connection, keys=list(candidates))
-    queued = 0
-    for unit_id in sorted(unit_id for key, unit_id in candidates.items() if key not in done):
+    by_head: dict[str, list[tuple[Unit, DigestContent]]] = defaultdict(list)
+    for unit_id in sorted(contents):
         unit = engine.directory.units.get(unit_id)
         if (
-            unit is None
-            or silenced_until(silences, unit_id=unit_id, kpi=None, now=now.timestamp()) is not None
+            unit is not None
+            and silenced_until(silences, unit_id=unit_id, kpi=None, now=now.timestamp()) is None
         ):
-            continue
+            by_head[head_digest_key(unit.head_email, today)].append((unit, contents[unit_id]))
+    done = await queries.fetch_existing_keys(connection, keys=list(by_head))
+    queued = 0
+    for key in sorted(by_head.keys() - done):
         async with connection.transaction():
-            await queue(
-                connection,
-                digest_rows(unit, cases[unit_id], breaches[unit_id], links=engine.links, now=now),
-            )
+            await queue(connection, head_digest_rows(by_head[key], links=engine.links, now=now))
         queued += 1
     return queued
 

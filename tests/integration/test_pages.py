@@ -218,6 +218,7 @@ async def site(
                 DVC_ALERTS_EVALUATION_SECONDS="1",
                 DVC_ALERTS_CONFIRM_SECONDS="1",
                 DVC_ALERTS_SEND_POLL_SECONDS="0.1",
+                DVC_ALERTS_GROUP_WAIT_SECONDS="0.5",
                 **common,
             ),
         ]

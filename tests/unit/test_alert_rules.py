@@ -16,7 +16,15 @@ from services.alerts.calendar import (
 )
 from services.alerts.directory import Unit
 from services.alerts.messages import DigestCase, header_safe, percent
-from services.alerts.notices import MAX_LISTED, AlertRef, Links, alert_message, alert_rows, digest_message
+from services.alerts.notices import (
+    MAX_LISTED,
+    AlertRef,
+    DigestContent,
+    Links,
+    alert_message,
+    alert_rows,
+    digest_message,
+)
 from services.alerts.rules import (
     AT_RISK,
     BELOW,
@@ -374,11 +382,19 @@ def test_the_digest_lists_offending_cases_with_their_apology_status() -> None:
         DigestCase("HS-2", None, since, apologized=True, still_open=True),
         DigestCase("HS-3<x>", "2.001", since, apologized=False, still_open=False),
     ]
-    message = digest_message(unit, cases, [], links=LINKS, now=datetime(2026, 11, 26, 1, 0, tzinfo=UTC))
+    message = digest_message(
+        unit, overdue_only(cases), links=LINKS, now=datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
+    )
     assert message.subject == "[Tổng hợp hằng ngày] Xã <Một>: 2 hồ sơ quá hạn, 2 chưa có văn bản xin lỗi"
     assert "- HS-1 (thủ tục 1.004): quá hạn từ 17:00 ngày 20/11/2026; chưa có văn bản xin lỗi" in message.text
     assert "- HS-2: quá hạn từ 17:00 ngày 20/11/2026; đã có văn bản xin lỗi" in message.text
     assert "Hồ sơ đã quá hạn trong tháng, chưa có văn bản xin lỗi (1):" in message.text
     assert "HS-3&lt;x&gt;" in message.html and "Xã &lt;Một&gt;" in message.html
     many = [DigestCase(f"HS-{i}", None, since, False, True) for i in range(MAX_LISTED + 5)]
-    assert "… và 5 hồ sơ khác" in digest_message(unit, many, [], links=LINKS, now=since).text
+    assert "… và 5 hồ sơ khác" in digest_message(unit, overdue_only(many), links=LINKS, now=since).text
+
+
+def overdue_only(cases: list[DigestCase]) -> DigestContent:
+    """A digest content listing overdue cases only."""
+    end = datetime(2026, 11, 27, tzinfo=UTC)
+    return DigestContent(cases, [], [], end, end, 3, 90)

@@ -9,7 +9,7 @@ import pytest
 from services.alerts.delivery import email_message, next_step, retry_delay
 from services.alerts.directory import Unit
 from services.alerts.messages import DigestCase, one_line
-from services.alerts.notices import Links, digest_message
+from services.alerts.notices import DigestContent, Links, digest_message
 from shared.config import AlertsSettings
 
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
@@ -72,7 +72,7 @@ def test_a_digest_keeps_each_case_on_one_line_and_escapes_it_in_html() -> None:
     unit = Unit("a.c1", "Xã\nMột <b>", "commune", None, "Thủ trưởng\r\nBcc: x@evil", "h@x.vn", None)
     case = DigestCase("HS-1\nTo: victim@x <a href='http://evil'>", None, NOW - timedelta(days=1), False, True)
     links = Links("https://dvc.example", "https://grafana.example", "k" * 32, False, 14400)
-    message = digest_message(unit, [case], [], links=links, now=NOW)
+    message = digest_message(unit, overdue_only([case]), links=links, now=NOW)
     lines = message.text.splitlines()
     assert lines[0] == "Kính gửi Thủ trưởng Bcc: x@evil (Xã Một <b>),"
     assert not any(line.startswith(("To:", "Bcc:")) for line in lines)
@@ -82,3 +82,9 @@ def test_a_digest_keeps_each_case_on_one_line_and_escapes_it_in_html() -> None:
         and "&lt;a href=&#x27;http://evil&#x27;&gt;" in message.html
     )
     assert "\n" not in message.subject and "Xã Một <b>" in message.subject
+
+
+def overdue_only(cases: list[DigestCase]) -> DigestContent:
+    """A digest content listing overdue cases only."""
+    end = datetime(2026, 11, 27, tzinfo=UTC)
+    return DigestContent(cases, [], [], end, end, 3, 90)
