@@ -8,6 +8,7 @@ from prometheus_client import REGISTRY
 from services.metrics import api, pages, reports_api
 from services.metrics.exporter import KpiCollector
 from services.metrics.handlers import ASSIGNMENT, CONSUMER, SWEEPER, router, sweep_deadlines_forever
+from shared import topics
 from shared.app import create_api_app, serve
 from shared.config import Settings
 from shared.targets import Targets
@@ -40,6 +41,7 @@ def create(settings: Settings) -> FastAPI:
             partial(sweep_deadlines_forever, lookback_days=settings.ALERTS_LOOKBACK_DAYS),
             partial(collector.refresh_forever, targets=targets),
         ],
+        consumed={"dvc-metrics": [topics.CHANGES]},
         consumer_ready=lambda: bool(ASSIGNMENT.partitions) and not (CONSUMER.waiting or SWEEPER.waiting),
     )
 
