@@ -36,10 +36,16 @@ def create(settings: Settings) -> FastAPI:
             if settings.PAGES_SIGNING_KEY
             else None,
             "alerts_url": settings.ALERTS_URL,
+            "topic_prefix": settings.TOPIC_PREFIX,
+            "hold_seconds": settings.WATERMARK_HOLD_SECONDS,
         },
         background=[
-            partial(sweep_deadlines_forever, lookback_days=settings.ALERTS_LOOKBACK_DAYS),
-            partial(collector.refresh_forever, targets=targets),
+            partial(
+                sweep_deadlines_forever,
+                lookback_days=settings.ALERTS_LOOKBACK_DAYS,
+                topic_prefix=settings.TOPIC_PREFIX,
+            ),
+            partial(collector.refresh_forever, targets=targets, topic_prefix=settings.TOPIC_PREFIX),
         ],
         consumed={"dvc-metrics": [topics.CHANGES]},
         consumer_ready=lambda: bool(ASSIGNMENT.partitions) and not (CONSUMER.waiting or SWEEPER.waiting),

@@ -163,6 +163,7 @@ async def province_page(request: Request, scope: str = "province") -> Response:
         units=[pageviews_unit(unit, lang) for unit in units],
         charts=pageviews.trend_charts(monthly, months, targets, lang),
         as_of=stamp(as_of or month_report.as_of, lang),
+        updating=month_report.updating,
         render_ms=round((time.perf_counter() - started) * 1000),
         started=started,
     )
@@ -287,6 +288,7 @@ async def unit_page(request: Request, unit_id: str, t: str = "") -> Response:
         page_token=t if grant else None,
         signed_in=grant is None,
         as_of=stamp(as_of or month_report.as_of, lang),
+        updating=month_report.updating,
         render_ms=round((time.perf_counter() - started) * 1000),
         started=started,
     )

@@ -7,9 +7,11 @@ offsets minus the group's committed offsets), and the watermark it stores must b
 of the oldest waiting record minus the grace. Granted again, ingest catches up: lag 0, watermark now.
 """
 
+import asyncio
 import re
+import signal
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
@@ -19,7 +21,17 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from shared import topics
 from tests.conftest import MigratedDatabase, ServiceRunner, kafka_security, load_registry, produce, wait_until
-from tests.factories import at, encode, random_id, received, small_registry
+from tests.factories import at, case_event, encode, random_id, received, small_registry
+from tests.integration.test_alerts import (  # noqa: F401 (fixtures)
+    C1,
+    Harness,
+    clean,
+    harness,
+    head,
+    receiver,
+    smtp,
+    text_of,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -141,3 +153,63 @@ async def test_lag_on_metrics_matches_the_broker_and_the_watermark_follows_it(
 async def _fresh(admin_db: asyncpg.Connection, prefix: str, *, within: float) -> bool:
     value = await watermark(admin_db, prefix)
     return value is not None and (datetime.now(UTC) - value).total_seconds() < within
+
+
+# A stalled input partition: ingest stops, deadlines pass on the wall clock while the events that
+# resolved those cases on time wait in Kafka. No overdue notice may name them, during the stall or after
+# the restart; a case that is really overdue (never resolved) is named once the data is complete.
+HOLD, STALL_GRACE = 3.0, 1.0
+
+
+async def test_a_stalled_partition_sends_no_overdue_notice_for_cases_resolved_in_time(
+    harness: Harness,  # noqa: F811 (the fixture imported above)
+    admin_db: asyncpg.Connection,
+) -> None:
+    runner = harness.runner
+    timing = {
+        "DVC_LAG_POLL_SECONDS": "0.5",
+        "DVC_WATERMARK_GRACE_SECONDS": str(STALL_GRACE),
+        "DVC_WATERMARK_HOLD_SECONDS": str(HOLD),
+    }
+    await harness.start(DVC_ALERTS_OFFICE_HOURS="00:00-24:00", **timing)
+    ingest = await runner.start("ingest", **timing)
+    now = datetime.now(UTC)
+    deadline = now + timedelta(seconds=15)
+    iso = lambda moment: moment.isoformat()  # noqa: E731
+    resolved_ids = [random_id("HS-ONTIME") for _ in range(5)]
+    late_id = random_id("HS-LATE")
+    await produce(
+        runner.kafka_bootstrap,
+        runner.topic_prefix + topics.CASE_EVENTS,
+        [
+            encode(received(case_id, C1, iso(now - timedelta(hours=1)), due_at=iso(deadline)))
+            for case_id in [*resolved_ids, late_id]
+        ],
+    )
+
+    async def stored() -> bool:
+        return int(await admin_db.fetchval("SELECT count(*) FROM cases WHERE unit_id = $1", C1)) == 6
+
+    await wait_until(stored, timeout=30)
+    await asyncio.sleep(1.5)  # a lag measurement with nothing waiting: complete up to now
+    assert ingest.stop() in (0, -signal.SIGTERM)
+    # Resolved before the deadline, but waiting in Kafka while ingest is down.
+    await produce(
+        runner.kafka_bootstrap,
+        runner.topic_prefix + topics.CASE_EVENTS,
+        [
+            encode(case_event("resolved", case_id, C1, iso(datetime.now(UTC)), outcome="approved"))
+            for case_id in resolved_ids
+        ],
+    )
+    # the deadlines pass on the wall clock
+    await asyncio.sleep((deadline + timedelta(seconds=5) - datetime.now(UTC)).total_seconds())
+    assert harness.mailbox.messages == [], [m["Subject"] for m in harness.mailbox.messages]
+
+    await runner.start("ingest", **timing)  # restart: the resolutions are consumed
+    [digest] = await harness.wait_mail(head(C1), 1, timeout=30)
+    text = text_of(digest)
+    assert late_id in text
+    assert not [case_id for case_id in resolved_ids if case_id in text], text
+    await asyncio.sleep(3)
+    assert len(harness.mailbox.messages) == 1
