@@ -170,8 +170,10 @@ async def recompute(
     completeness watermark capped by now (a deadline is judged passed only as far as the data arrived)."""
     pairs = [(unit_id, day) for unit_id, days in dirty.items() for day in days]
     async with pool.acquire() as connection:
-        if as_of is None:
+        if as_of is None:  # never behind the sweeper: deadlines it crossed were judged on complete data
             as_of = (await read_completeness(connection, topic_prefix=topic_prefix)).as_of
+            swept = await queries.fetch_swept_until(connection)
+            as_of = max(as_of, swept) if swept is not None else as_of
         if pairs:
             async with connection.transaction():
                 await queries.recompute_cells(
