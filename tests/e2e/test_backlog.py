@@ -41,7 +41,7 @@ from tests.e2e.truth import ICT, month_of, parse
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 REGISTRY = Path(__file__).resolve().parents[2] / "deploy" / "units" / "ha-tinh-2021.yaml"
-DAYS, SCALE, WATCH_SECONDS = 5, 0.1, 150
+DAYS, SCALE, WATCH_SECONDS = 7, 0.5, 150  # a week of the province at half its volume
 TERMINAL = ("resolved", "refused", "withdrawn")
 
 
@@ -146,7 +146,7 @@ async def test_a_backlog_of_history_sends_no_false_notice(
         DVC_SMTP_TLS="off",
         DVC_ALERTS_SIGNING_KEY=secrets.token_hex(16),
         DVC_WEBHOOK_SECRET=secrets.token_hex(16),
-        DVC_ALERTS_EVALUATION_SECONDS="2",
+        DVC_ALERTS_EVALUATION_SECONDS="1",
         DVC_ALERTS_CONFIRM_SECONDS="10",
         DVC_ALERTS_SEND_POLL_SECONDS="0.2",
         DVC_ALERTS_OFFICE_HOURS="00:00-24:00",
