@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The main command: on a fresh machine, bring the whole system up natively (PostgreSQL, Kafka,
-# Prometheus, the three services, an SMTP sink) and play the simulator in accelerated mode over the
-# last two weeks, so KPIs move and the first alerts arrive within minutes. Ctrl-C stops everything it
+# Prometheus, the three services, an SMTP sink), replay the last two weeks of simulated history into
+# Kafka as fast as possible (`dvc simulate --mode fast`) BEFORE ingest starts, then keep simulating in
+# real time. While ingest works through the history, the broker timestamps of the waiting records (the
+# events' own times) keep the completeness watermark days behind, so the alerts service evaluates but
+# sends nothing; once ingest has caught up, it sends only what is true then. Ctrl-C stops everything it
 # started within seconds (infrastructure that was already running is left running).
 #
 # Environment: DVC_REGISTRY (default deploy/units/ha-tinh-2021.yaml), DVC_DEMO_DAYS (14),
-# DVC_DEMO_SPEED (simulated seconds per real second, default 5000: two weeks in about 4 minutes),
 # DVC_DEMO_SCALE (1.0 = the province's real volume), DVC_SMTP_PORT (2525), DVC_*_HTTP_PORT (8001-8003),
 # DVC_NO_SIMULATOR=1 to start the services without the demo stream.
 set -euo pipefail
@@ -28,7 +30,6 @@ ALERTS_PORT=${DVC_ALERTS_HTTP_PORT:-8003}
 SMTP_PORT=${DVC_SMTP_PORT:-2525}
 REGISTRY=${DVC_REGISTRY:-deploy/units/ha-tinh-2021.yaml}
 DEMO_DAYS=${DVC_DEMO_DAYS:-14}
-DEMO_SPEED=${DVC_DEMO_SPEED:-5000}
 DEMO_SCALE=${DVC_DEMO_SCALE:-1.0}
 LOGS=$DVC_DATA_DIR/logs
 MAIL_DIR=$DVC_DATA_DIR/mail
@@ -127,6 +128,14 @@ DVC_DATABASE_URL=$DVC_ADMIN_DATABASE_URL dvc procedures load deploy/procedures/h
 # A viewer token for this demo's API reads (the APIs refuse anonymous reads); valid one day.
 DEMO_TOKEN=$(DVC_DATABASE_URL=$DVC_ADMIN_DATABASE_URL dvc tokens create --name "demo up.sh" --role viewer --days 1 2>/dev/null)
 
+if [ "${DVC_NO_SIMULATOR:-0}" != 1 ]; then
+  history_start=$(TZ=Asia/Ho_Chi_Minh date -d "-$DEMO_DAYS days" +%Y-%m-%dT%H:%M)
+  echo "Phát lại $DEMO_DAYS ngày lịch sử từ $history_start (nhanh nhất có thể) / replaying $DEMO_DAYS days of history from $history_start (fast)"
+  # shellcheck disable=SC2046
+  env $(kafka_env simulator) dvc simulate --mode fast --start "$history_start" --days "$DEMO_DAYS" \
+    --scale "$DEMO_SCALE" --bad-rate 0.002 --duplicate-rate 0.01 --shuffle-window 200 \
+    --registry "$REGISTRY" --seed 1 </dev/null
+fi
 start smtp python -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$MAIL_DIR"
 # shellcheck disable=SC2046  # kafka_env prints two words
 start ingest env "$(service_env dvc_ingest DVC_INGEST_DB_PASSWORD)" $(kafka_env ingest) DVC_HTTP_PORT="$INGEST_PORT" \
@@ -164,11 +173,10 @@ Nhấn Ctrl-C để dừng tất cả / press Ctrl-C to stop everything.
 EOF
 
 if [ "${DVC_NO_SIMULATOR:-0}" != 1 ]; then
-  demo_start=$(TZ=Asia/Ho_Chi_Minh date -d "-$DEMO_DAYS days" +%Y-%m-%d)
-  echo "Mô phỏng $DEMO_DAYS ngày từ $demo_start, tăng tốc x$DEMO_SPEED / simulating $DEMO_DAYS days from $demo_start at x$DEMO_SPEED"
-  # output to the terminal, like the messages above
+  echo "Tiếp tục mô phỏng theo thời gian thực / continuing the simulation in real time"
+  # output to the terminal, like the messages above; another seed: other case ids than the history's
   # shellcheck disable=SC2046
-  setsid env $(kafka_env simulator) dvc simulate --mode accelerated --speed "$DEMO_SPEED" --start "$demo_start" --days "$DEMO_DAYS" \
+  setsid env $(kafka_env simulator) dvc simulate --mode realtime --days "$DEMO_DAYS" \
     --scale "$DEMO_SCALE" --bad-rate 0.002 --duplicate-rate 0.01 --shuffle-window 200 \
     --registry "$REGISTRY" --seed "$(date +%s)" </dev/null &
   PIDS=("$!" "${PIDS[@]}")  # signalled first: no new events for services that are stopping

@@ -24,6 +24,23 @@ from shared.config import Settings
 from shared.consuming import DeadLetterProducer
 from shared.db import open_pool
 from shared.kafka_auth import broker_security
+from shared.lag import LagMonitor, OnMeasured
+
+BackgroundTask = Callable[[asyncpg.Pool], Coroutine[Any, Any, None]]
+ConsumedTopics = Mapping[str, Sequence[str]]  # consumer group -> its topics (unprefixed)
+LagHandler = Callable[[asyncpg.Pool], OnMeasured]
+
+
+def lag_task(
+    service_name: str, settings: Settings, consumed: ConsumedTopics, on_lag: LagHandler | None
+) -> BackgroundTask:
+    """The background task measuring the service's consumer lag (and handing it to `on_lag`)."""
+
+    async def run(pool: asyncpg.Pool) -> None:
+        handler = on_lag(pool) if on_lag is not None else None
+        await LagMonitor(settings, service_name, consumed, on_measured=handler).run_forever()
+
+    return run
 
 
 class PartitionAssignment(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -82,6 +99,8 @@ def create_app(
     *,
     context: Mapping[str, Any] | None = None,
     consumer_ready: Callable[[], bool] = lambda: True,
+    consumed: ConsumedTopics | None = None,
+    on_lag: LagHandler | None = None,
 ) -> AsgiFastStream:
     """Build the ASGI app of a consumer service: /metrics, /healthz and /readyz next to the broker."""
     broker = create_broker(service_name, settings)
@@ -100,9 +119,15 @@ def create_app(
             for key, value in (context or {}).items():
                 repo.set_global(key, value)
             await dead_letters.start()
+            tasks = (
+                [asyncio.create_task(lag_task(service_name, settings, consumed, on_lag)(pool))]
+                if consumed
+                else []
+            )
             try:
                 yield
             finally:
+                await cancel_all(tasks)
                 await dead_letters.stop()
 
     @get
@@ -121,9 +146,6 @@ def create_app(
     )
 
 
-BackgroundTask = Callable[[asyncpg.Pool], Coroutine[Any, Any, None]]
-
-
 def create_api_app(
     service_name: str,
     router: KafkaRouter,
@@ -134,6 +156,7 @@ def create_api_app(
     state: Mapping[str, Any] | None = None,
     background: Sequence[BackgroundTask] = (),
     consumer_ready: Callable[[], bool] = lambda: True,
+    consumed: ConsumedTopics | None = None,
 ) -> FastAPI:
     """Build a service with a JSON API (FastAPI, OpenAPI at /docs) and a Kafka broker in its lifespan."""
     broker = create_broker(service_name, settings)
@@ -153,14 +176,12 @@ def create_api_app(
             broker.context.set_global("dead_letters", dead_letters)
             await dead_letters.start()
             await broker.start()
-            tasks = [asyncio.create_task(task(pool)) for task in background]
+            lag = [lag_task(service_name, settings, consumed, None)] if consumed else []
+            tasks = [asyncio.create_task(task(pool)) for task in [*background, *lag]]
             try:
                 yield
             finally:
-                for task in tasks:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                await cancel_all(tasks)
                 await broker.stop()
                 await dead_letters.stop()
 
@@ -185,6 +206,14 @@ def create_api_app(
         return PlainTextResponse("ready" if ready else "not ready", status_code=200 if ready else 503)
 
     return app
+
+
+async def cancel_all(tasks: Sequence[asyncio.Task[None]]) -> None:
+    """Cancel background tasks and wait for them to end."""
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

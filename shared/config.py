@@ -52,6 +52,12 @@ class Settings(KafkaSettings):
     PAGES_SIGNING_KEY: SecretStr | None = None
     PAGES_LINK_DAYS: float = 30.0
     ALERTS_URL: str = "http://127.0.0.1:8003"  # where people reach the alerts service (acknowledge links)
+    # Consumer lag and the completeness watermark (shared/lag.py, shared/watermark.py): how often each
+    # consumer asks the broker for its lag; the grace subtracted from the broker timestamp of a waiting
+    # record for upstream delivery; how far the data may lag before no notification is sent.
+    LAG_POLL_SECONDS: float = 5.0
+    WATERMARK_GRACE_SECONDS: float = 60.0
+    WATERMARK_HOLD_SECONDS: float = 300.0
 
     @field_validator("DATABASE_URL")
     @classmethod

@@ -14,6 +14,9 @@ SWEEP_STALE_SECONDS = 120  # the deadline sweeper runs every 15 s
 # histogram_quantile could never exceed it
 LAG_SECONDS = 10
 FULL_BATCH = MAX_RECORDS // 2
+CONSUMER_LAG_SECONDS = (
+    300  # the oldest unconsumed record of a group waited this long (dvc_consumer_lag_seconds)
+)
 DEAD_LETTER_SHARE = 0.01
 DEAD_LETTER_MIN = 10
 ALERTS_TICK_STALE_SECONDS = 3 * int(AlertsSettings.model_fields["ALERTS_EVALUATION_SECONDS"].default)
@@ -86,13 +89,14 @@ def platform_alerts() -> list[dict[str, Any]]:
             f"dịch vụ metrics đang tồn đọng (consumer lag). The 95th percentile ingest-to-KPI delay is over {LAG_SECONDS} s.",
         ),
         alert(
-            "DvcIngestBacklog",
-            f"sum(rate(ingest_batch_size_sum[5m])) / sum(rate(ingest_batch_size_count[5m])) >= {FULL_BATCH}",
-            wait="15m",
+            "DvcConsumerLagging",
+            f"max by (group, topic) (dvc_consumer_lag_seconds) > {CONSUMER_LAG_SECONDS}",
+            wait="10m",
             severity="warning",
-            summary="Ingest đang tồn đọng / ingest is working through a backlog",
-            description="Các lô tiêu thụ đầy liên tục 15 phút: Kafka còn nhiều sự kiện chưa xử lý và tồn đọng "
-            "không giảm nhanh. Full batches for 15 minutes: consumer lag is not shrinking fast.",
+            summary="Tồn đọng Kafka ({{ $labels.group }}) / consumer lag on {{ $labels.topic }}",
+            description=f"Bản ghi cũ nhất chưa được {{{{ $labels.group }}}} xử lý trên {{{{ $labels.topic }}}} đã chờ hơn "
+            f"{CONSUMER_LAG_SECONDS} giây, suốt 10 phút: số liệu và thông báo đang chậm (thông báo bị giữ khi dữ liệu "
+            f"chưa đủ). The oldest unconsumed record has waited over {CONSUMER_LAG_SECONDS} s for 10 minutes.",
         ),
         alert(
             "DvcDeadLettersHigh",

@@ -143,21 +143,36 @@ def flow_panels() -> list[Panel]:
 
 
 def backlog_panels() -> list[Panel]:
-    """Consumer lag as far as the services export it, and dead letters by reason."""
+    """Consumer lag measured against the broker, the watermark's delay, and dead letters by reason."""
     backlog = time_series(
-        "Tồn đọng Kafka (ước tính từ cỡ lô)",
-        f"Các dịch vụ chưa xuất độ trễ consumer theo số tin nhắn; cỡ lô trung bình của ingest gần {a.FULL_BATCH * 2} "
-        "nghĩa là đang đọc tồn đọng. / Consumer lag is not exported yet: full ingest batches mean a backlog; also "
-        "messages in process and received per second by service.",
+        "Tồn đọng Kafka: tuổi bản ghi cũ nhất chưa xử lý",
+        "Độ trễ consumer đo từ broker, theo nhóm và topic (giây: tuổi bản ghi cũ nhất chưa xử lý; "
+        f"quá {a.CONSUMER_LAG_SECONDS} giây trong 10 phút thì có cảnh báo DvcConsumerLagging), và độ trễ của mốc "
+        "dữ liệu đầy đủ (thông báo bị giữ khi quá DVC_WATERMARK_HOLD_SECONDS). / Consumer lag measured against the "
+        "broker (age of the oldest unconsumed record) and how far the completeness watermark is behind now.",
         [
             prom(
-                f"sum(rate(ingest_batch_size_sum[{RATE}])) / sum(rate(ingest_batch_size_count[{RATE}]))",
-                legend="cỡ lô trung bình (ingest)",
+                "max by (group, topic) (dvc_consumer_lag_seconds)",
+                legend="{{group}} {{topic}}",
                 instant=False,
             ),
             prom(
-                "sum by (app_name) (faststream_received_messages_in_process)",
-                legend="đang xử lý ({{app_name}})",
+                "time() - min(dvc_data_as_of_timestamp_seconds)",
+                legend="dữ liệu đầy đủ chậm (as_of)",
+                instant=False,
+            ),
+        ],
+        width=12,
+        unit="s",
+    )
+    backlog_messages = time_series(
+        "Tồn đọng Kafka: số bản ghi chưa xử lý",
+        "Số bản ghi chưa được nhóm consumer xử lý và xác nhận (offset cuối trừ offset đã commit). "
+        "/ Records not yet consumed and committed, by group and topic.",
+        [
+            prom(
+                "sum by (group, topic) (max by (group, topic, partition) (dvc_consumer_lag_messages))",
+                legend="{{group}} {{topic}}",
                 instant=False,
             ),
             prom(
@@ -178,7 +193,7 @@ def backlog_panels() -> list[Panel]:
         decimals=0,
     )
     dead.overrides = [override(reason, displayName=name) for reason, name in REASON_NAMES.items()]
-    return [backlog, dead]
+    return [backlog, backlog_messages, dead]
 
 
 def alerts_service_panels() -> list[Panel]:

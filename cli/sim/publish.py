@@ -138,7 +138,14 @@ async def publish(
             latest = max(latest, event.ts)  # after a shuffle, never send before any earlier message was due
             if pacer is not None:
                 await pacer.sleep_until(latest, progress, stats)
-            pending.append(await producer.send(topic_prefix + event.topic, event.value, key=event.key))
+            # The broker timestamp is when the event happened upstream (never later than now): a replayed
+            # history waiting in Kafka keeps the completeness watermark back (shared/watermark.py).
+            stamp = int(min(event.ts, time.time()) * 1000)
+            pending.append(
+                await producer.send(
+                    topic_prefix + event.topic, event.value, key=event.key, timestamp_ms=stamp
+                )
+            )
             stats.count(event)
             if len(pending) >= chunk:
                 await asyncio.gather(*pending)

@@ -33,7 +33,10 @@ async def digest_contents(
     month = parse_period(f"month:{local_now(now).date():%Y-%m}")
     cases: dict[str, list[DigestCase]] = defaultdict(list)
     for row in [
-        *await queries.fetch_overdue_open_cases(connection, now=now, unit_id=unit_id),
+        # data time: a case is overdue only as far as the data has arrived (completeness watermark)
+        *await queries.fetch_overdue_open_cases(
+            connection, now=min(now, engine.as_of or now), unit_id=unit_id
+        ),
         *await queries.fetch_closed_overdue_without_apology(
             connection, first=month.first, last=month.last, unit_id=unit_id
         ),

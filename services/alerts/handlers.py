@@ -105,6 +105,7 @@ async def evaluate_updates(pool: asyncpg.Pool, engine: Engine, updates: list[Uni
     now = datetime.now(UTC)
     async with pool.acquire() as connection:
         await engine.refresh(connection)
+        await engine.read_completeness(connection, now)
         observations: list[Observation] = []
         for update in sorted(updates, key=lambda u: u.computed_at):
             observations += observations_of(update, engine, now)

@@ -9,6 +9,7 @@ the escalation), like Alertmanager's group_wait.
 """
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from typing import Any
 
 import asyncpg
 import yaml
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from services.alerts import queries
 from services.alerts.calendar import elapsed_fraction, in_lookback, parse_period
@@ -27,11 +28,13 @@ from shared.config import AlertsSettings
 from shared.events import UnitKpisComputed
 from shared.kpis import KPI_BY_ID
 from shared.targets import Target, Targets
+from shared.watermark import read_completeness
 
 logger = logging.getLogger(__name__)
 
 EVALUATIONS = Counter("alerts_evaluations_total", "KPI evaluations run.", ["trigger"])
 STATE_CHANGES = Counter("alerts_state_changes_total", "State changes, by the state entered.", ["state"])
+HELD = Gauge("alerts_notices_held", "1 while no notice is queued because the input data lags (watermark).")
 for _trigger in ("update", "timer"):
     EVALUATIONS.labels(_trigger)
 for _state in STATES:
@@ -48,6 +51,10 @@ class Engine:
     policy: Policy
     links: Links
     wakes: dict[str, asyncio.Event]  # set when notices are queued: senders need not wait for their poll
+    # The completeness watermark at the last evaluation (shared/watermark.py): time is judged as of
+    # `as_of`, and while the data lags more than WATERMARK_HOLD_SECONDS no notice is queued (`held`).
+    as_of: datetime | None = None
+    held: bool = False
 
     @classmethod
     def from_settings(cls, settings: AlertsSettings, targets: Targets) -> "Engine":
@@ -80,6 +87,15 @@ class Engine:
             self.targets.reload_if_changed()
         except (OSError, ValueError, yaml.YAMLError):
             logger.exception("targets file unreadable; keeping the targets loaded before")
+
+    async def read_completeness(self, connection: asyncpg.Connection, now: datetime) -> datetime:
+        """Read the completeness watermark; hold notices while it lags; return min(now, watermark)."""
+        completeness = await read_completeness(connection, topic_prefix=self.settings.TOPIC_PREFIX, now=now)
+        self.as_of = completeness.as_of
+        self.links = dataclasses.replace(self.links, as_of=completeness.as_of)  # the mails' "as of" line
+        self.held = completeness.lagging(self.settings.WATERMARK_HOLD_SECONDS)
+        HELD.set(int(self.held))
+        return completeness.as_of
 
     def target(self, unit: Unit, kpi: str, period: str) -> Target | None:
         """Return the target in force for a unit's KPI in a period's year (None: informational)."""
@@ -187,7 +203,7 @@ async def step(
     target = engine.target(unit, obs.key[1], obs.key[2]) if unit else None
     if unit is None or target is None:
         return None
-    elapsed = elapsed_fraction(parse_period(obs.key[2]), now)
+    elapsed = elapsed_fraction(parse_period(obs.key[2]), min(now, engine.as_of or now))  # data time
     verdict = evaluate(
         obs.counts, target, is_count=KPI_BY_ID[obs.key[1]].is_count, elapsed=elapsed, policy=engine.policy
     )
@@ -290,7 +306,8 @@ async def open_alert(
     """Open an alert and queue its page to the unit head."""
     alert_id = await queries.insert_alert(connection, key=key, figures=figures, now=now)
     ref = AlertRef(alert_id, unit, key[1], key[2], BELOW, figures)
-    await queue(connection, alert_rows("firing", ref, recipient=unit, links=engine.links, now=now))
+    if not engine.held:  # held: queued once the data is complete, if the alert is still open then
+        await queue(connection, alert_rows("firing", ref, recipient=unit, links=engine.links, now=now))
     return alert_id
 
 
@@ -316,4 +333,5 @@ async def resolve_alert(
         recipient = engine.directory.units.get(unit_id, unit)
         candidates = alert_rows("resolved", ref, recipient=recipient, links=engine.links, now=now)
         rows += [row for row in candidates if (row["channel"], row["recipient"]) in reached]
-    await queue(connection, rows)
+    if not engine.held:
+        await queue(connection, rows)

@@ -12,6 +12,7 @@ from services.alerts.handlers import ASSIGNMENT, CONSUMER, router
 from services.alerts.lifecycle import Engine
 from services.alerts.notices import CHANNELS
 from services.alerts.tasks import TIMER, tick_forever
+from shared import topics
 from shared.app import create_api_app, serve
 from shared.config import AlertsSettings
 from shared.targets import Targets
@@ -33,6 +34,7 @@ def create(settings: AlertsSettings) -> FastAPI:
             partial(group_forever, engine=engine),
             *(partial(send_forever, engine=engine, channel=channel) for channel in CHANNELS),
         ],
+        consumed={"dvc-alerts": [topics.KPI_UPDATES]},
         consumer_ready=lambda: (
             bool(ASSIGNMENT.partitions) and not (CONSUMER.waiting or TIMER.waiting or GROUPER.waiting)
         ),

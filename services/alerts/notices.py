@@ -57,6 +57,11 @@ class Links:
     pages_url: str = "http://127.0.0.1:8002"
     pages_key: str | None = None  # None: unit page links without a token (the reader signs in)
     page_link_seconds: float = 30 * 86400.0
+    as_of: datetime | None = None  # the completeness watermark at the evaluation (shared/watermark.py)
+
+    def data_as_of(self, now: datetime) -> datetime:
+        """The instant the notice's data is complete up to: min(now, watermark)."""
+        return now if self.as_of is None else min(now, self.as_of)
 
     def ack_url(self, alert_id: int, recipient: Unit, now: datetime) -> str:
         """Return the acknowledgement link of an alert for one recipient, valid `ack_link_seconds`."""
@@ -123,7 +128,7 @@ def alert_message(kind: str, ref: AlertRef, *, recipient: Unit, links: Links, no
     lines += links.unit_links(ref.unit.unit_id, recipient, now)
     if kind != "resolved":
         lines.append(("Xác nhận đã nhận cảnh báo", links.ack_url(ref.alert_id, recipient, now)))
-    lines.append(f"Số liệu tính đến {stamp(now)}. Mã cảnh báo: {ref.alert_id}.")
+    lines.append(f"Số liệu tính đến {stamp(links.data_as_of(now))}. Mã cảnh báo: {ref.alert_id}.")
     subject = f"[{title}] {unit_name} – {kpi_name} {label}: {value}"
     return render(subject, greeting(recipient), lines)
 
@@ -303,7 +308,7 @@ def digest_message(unit: Unit, content: DigestContent, *, links: Links, now: dat
         )
     lines += due_soon_lines(content)
     lines += links.unit_links(unit.unit_id, unit, now)
-    lines.append(f"Số liệu tính đến {stamp(now)}.")
+    lines.append(f"Số liệu tính đến {stamp(links.data_as_of(now))}.")
     subject = (
         f"[Tổng hợp hằng ngày] {one_line(unit.name)}: {len(open_cases)} hồ sơ quá hạn, "
         f"{len(missing)} chưa có văn bản xin lỗi"

@@ -175,6 +175,16 @@ async def lock_open_alerts_not_in(
     return rows
 
 
+async def lock_open_alerts_never_notified(connection: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Lock and return open alerts no notice was ever queued for (opened while notices were held)."""
+    rows: list[asyncpg.Record] = await connection.fetch(
+        """SELECT * FROM alerts a WHERE resolved_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.alert_id = a.alert_id)
+           ORDER BY alert_id FOR UPDATE SKIP LOCKED"""
+    )
+    return rows
+
+
 async def insert_event(
     connection: asyncpg.Connection,
     *,

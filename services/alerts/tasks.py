@@ -62,6 +62,7 @@ async def tick(pool: asyncpg.Pool, engine: Engine) -> None:
     now = datetime.now(UTC)
     async with pool.acquire() as connection:
         await engine.refresh(connection)
+        await engine.read_completeness(connection, now)
         lookback = engine.settings.ALERTS_LOOKBACK_DAYS
         periods = [
             p for p in await queries.fetch_periods(connection) if in_lookback(parse_period(p), now, lookback)
@@ -96,9 +97,31 @@ async def run_locked(
         for alert in await queries.lock_open_alerts_not_in(connection, periods=periods):
             await queries.resolve_alert(connection, alert_id=alert["alert_id"], resolution="expired", now=now)
             await queries.cancel_pending_notifications(connection, alert_id=alert["alert_id"])
+    if engine.held:  # the data lags: evaluate, but decide no notice from it
+        return
+    async with connection.transaction():
+        await queue_held_firings(connection, engine, now)
     async with connection.transaction():
         await escalate(connection, engine, now)
     await queue_digests(connection, engine, now)
+
+
+async def queue_held_firings(connection: asyncpg.Connection, engine: Engine, now: datetime) -> int:
+    """Queue the opening notice of every alert opened while notices were held and still open now
+    (re-evaluated just before, on the complete data); return how many."""
+    queued = 0
+    for alert in await queries.lock_open_alerts_never_notified(connection):
+        unit = engine.directory.units.get(alert["unit_id"])
+        if unit is None:
+            continue
+        key = (alert["unit_id"], alert["kpi"], alert["period"])
+        state = await queries.fetch_state(connection, key=key)
+        if state is None or state["state"] != BELOW:
+            continue
+        ref = AlertRef(alert["alert_id"], unit, alert["kpi"], alert["period"], BELOW, state["figures"])
+        await queue(connection, alert_rows("firing", ref, recipient=unit, links=engine.links, now=now))
+        queued += 1
+    return queued
 
 
 async def escalate(connection: asyncpg.Connection, engine: Engine, now: datetime) -> int:

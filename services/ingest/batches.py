@@ -67,8 +67,21 @@ def first_occurrences(batch: Sequence[Accepted]) -> list[Accepted]:
     return unique
 
 
-async def store_batch(connection: asyncpg.Connection, batch: Sequence[Accepted]) -> StoredBatch:
-    """Store new events, refold their cases, keep first documents; all in one transaction."""
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """How far one input partition is stored, and the instant its data is complete up to."""
+
+    topic: str  # with the deployment's prefix
+    partition: int
+    next_offset: int
+    complete_until: datetime
+
+
+async def store_batch(
+    connection: asyncpg.Connection, batch: Sequence[Accepted], marks: Sequence[Mark] = ()
+) -> StoredBatch:
+    """Store new events, refold their cases, keep first documents, advance the partitions'
+    completeness watermark; all in one transaction."""
     result = StoredBatch()
     unique = first_occurrences(batch)
     async with connection.transaction():
@@ -85,6 +98,10 @@ async def store_batch(connection: asyncpg.Connection, batch: Sequence[Accepted])
             await queries.insert_events(connection, records=[event_record(a) for a in new])
         await refold_cases(connection, unique, new, result)
         await keep_first_documents(connection, unique, result)
+        if marks:
+            await queries.store_watermarks(
+                connection, marks=[(m.topic, m.partition, m.next_offset, m.complete_until) for m in marks]
+            )
     return result
 
 

@@ -4,21 +4,21 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Annotated
 
 import asyncpg
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from faststream import AckPolicy, Context
 from faststream.kafka import KafkaMessage, KafkaRouter
 from prometheus_client import Counter, Histogram
 from pydantic import WithJsonSchema
 
 from services.ingest import queries
-from services.ingest.batches import Accepted, StoredBatch, store_batch
+from services.ingest.batches import Accepted, Mark, StoredBatch, store_batch
 from shared import topics
 from shared.app import PartitionAssignment
 from shared.backoff import Retrying
@@ -40,6 +40,7 @@ from shared.events import (
     decode_body,
     validate_body,
 )
+from shared.lag import OnMeasured, PartitionLag
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +133,12 @@ async def store_events(
     """Validate every record, store the good ones exactly once, dead-letter the rest, then commit."""
     # On a storage outage nothing is committed: the batch is retried after a backoff (settle_batch).
     records: tuple[ConsumerRecord, ...] = msg.raw_message
+    consumer: AIOKafkaConsumer = msg.consumer  # the real consumer of a batch
+    marks_of = partial(partition_marks, consumer.highwater, settings.WATERMARK_GRACE_SECONDS)
     await settle_batch(
-        msg, CONSUMER, partial(handle_batch, records, pool, registry, settings, dead_letter_producer)
+        msg,
+        CONSUMER,
+        partial(handle_batch, records, pool, registry, settings, dead_letter_producer, marks_of),
     )
 
 
@@ -143,13 +148,14 @@ async def handle_batch(
     registry: UnitRegistry,
     settings: Settings,
     dead_letter_producer: DeadLetterProducer,
+    marks_of: "MarksOf | None" = None,
 ) -> None:
     """Validate, store, and publish the dead letters and dirty cells of one batch."""
     started = time.perf_counter()
     BATCH_SIZE.observe(len(records))
     await registry.refresh(pool, max_age=settings.REGISTRY_REFRESH_SECONDS)
     accepted, rejected = await validate_records(records, pool, registry, settings.TOPIC_PREFIX)
-    stored, crashed = await store_isolating_poison(pool, accepted)
+    stored, crashed = await store_isolating_poison(pool, accepted, marks_of)
     rejected += crashed
     first_event_at = min(record.timestamp for record in records) / 1000 if records else None
     await publish_outcome(dead_letter_producer, rejected, stored, first_event_at)
@@ -188,14 +194,14 @@ async def validate_records(
 
 
 async def store_isolating_poison(
-    pool: asyncpg.Pool, batch: Sequence[Accepted]
+    pool: asyncpg.Pool, batch: Sequence[Accepted], marks_of: "MarksOf | None" = None
 ) -> tuple[StoredBatch, list[DeadLetter]]:
     """Store the batch; if it fails with an error the data may cause, bisect it so one bad event cannot
     fail the others. Storage outages propagate (the batch is retried whole, nothing is rejected)."""
     stored = StoredBatch()
     if not batch:
         return stored, []
-    outcome = await process_isolating(batch, partial(store_in_transaction, pool))
+    outcome = await process_isolating(batch, partial(store_in_transaction, pool, marks_of))
     for part in outcome.results:
         stored.merge(part)
     crashed = []
@@ -207,10 +213,65 @@ async def store_isolating_poison(
     return stored, crashed
 
 
-async def store_in_transaction(pool: asyncpg.Pool, batch: Sequence[Accepted]) -> StoredBatch:
-    """Store events in one transaction on a pooled connection."""
+async def store_in_transaction(
+    pool: asyncpg.Pool, marks_of: "MarksOf | None", batch: Sequence[Accepted]
+) -> StoredBatch:
+    """Store events, and the watermark of their partitions, in one transaction on a pooled connection."""
+    marks = marks_of([item.record for item in batch]) if marks_of is not None else []
     async with pool.acquire() as connection:
-        return await store_batch(connection, batch)
+        return await store_batch(connection, batch, marks)
+
+
+MarksOf = Callable[[Sequence[ConsumerRecord]], list[Mark]]
+
+
+def partition_marks(
+    highwater: Callable[[TopicPartition], int | None], grace: float, records: Sequence[ConsumerRecord]
+) -> list[Mark]:
+    """Return each partition's mark after these records: complete up to now if they reach the end the
+    broker reported with the fetch; otherwise up to the broker timestamp of the last of them (no later
+    than the oldest record still waiting) minus the grace for upstream delivery."""
+    now = time.time()
+    last: dict[TopicPartition, ConsumerRecord] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        if tp not in last or record.offset > last[tp].offset:
+            last[tp] = record
+    marks = []
+    for tp, record in last.items():
+        end = highwater(tp)
+        caught_up = end is not None and record.offset + 1 >= end
+        until = now if caught_up else min(now, record.timestamp / 1000) - grace
+        marks.append(Mark(tp.topic, tp.partition, record.offset + 1, datetime.fromtimestamp(until, UTC)))
+    return marks
+
+
+def lag_marks(lags: Sequence[PartitionLag], grace: float) -> list[Mark]:
+    """Return the marks of a lag measurement of the ingest group: complete up to the measurement when
+    nothing waits, else up to the oldest waiting record's broker timestamp minus the grace."""
+    marks = []
+    for lag in lags:
+        if lag.messages == 0:
+            until = lag.measured_at
+        elif lag.oldest_unconsumed_at is not None:
+            until = min(lag.measured_at, lag.oldest_unconsumed_at) - grace
+        else:
+            continue  # the waiting record could not be read: keep the stored mark
+        marks.append(Mark(lag.topic, lag.partition, lag.committed, datetime.fromtimestamp(until, UTC)))
+    return marks
+
+
+def store_lag_marks(pool: asyncpg.Pool, *, grace: float) -> OnMeasured:
+    """Return the handler of ingest's lag measurements: store them as watermarks (one writer: ingest)."""
+
+    async def store(lags: Sequence[PartitionLag]) -> None:
+        marks = lag_marks(lags, grace)
+        async with pool.acquire() as connection:
+            await queries.store_watermarks(
+                connection, marks=[(m.topic, m.partition, m.next_offset, m.complete_until) for m in marks]
+            )
+
+    return store
 
 
 async def publish_outcome(

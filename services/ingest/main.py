@@ -1,8 +1,11 @@
 """Ingest service: `python -m services.ingest.main`."""
 
+from functools import partial
+
 from faststream.asgi import AsgiFastStream
 
-from services.ingest.handlers import ASSIGNMENT, CONSUMER, UnitRegistry, router
+from services.ingest.handlers import ASSIGNMENT, CONSUMER, UnitRegistry, router, store_lag_marks
+from shared import topics
 from shared.app import create_app, serve
 from shared.config import Settings
 
@@ -15,6 +18,8 @@ def create(settings: Settings) -> AsgiFastStream:
         settings,
         context={"registry": UnitRegistry()},
         consumer_ready=lambda: bool(ASSIGNMENT.partitions) and not CONSUMER.waiting,
+        consumed={"dvc-ingest": [topics.CASE_EVENTS, topics.DOCUMENT_EVENTS]},
+        on_lag=partial(store_lag_marks, grace=settings.WATERMARK_GRACE_SECONDS),
     )
 
 

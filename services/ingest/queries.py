@@ -151,3 +151,16 @@ async def upsert_documents(connection: asyncpg.Connection, *, records: Sequence[
         """,
         *[list(column) for column in columns],
     )
+
+
+async def store_watermarks(connection: asyncpg.Connection, *, marks: Sequence[tuple[Any, ...]]) -> None:
+    """Upsert (topic, partition, next_offset, complete_until) per input partition; a mark never replaces
+    one that vouches for a later offset (a lag measurement older than a stored batch)."""
+    await connection.executemany(
+        """INSERT INTO input_watermarks AS w (topic, partition, next_offset, complete_until)
+           VALUES ($1, $2, $3, $4)
+           ON CONFLICT (topic, partition) DO UPDATE
+           SET next_offset = EXCLUDED.next_offset, complete_until = EXCLUDED.complete_until, updated_at = now()
+           WHERE EXCLUDED.next_offset >= w.next_offset""",
+        marks,
+    )

@@ -5,7 +5,7 @@ DVC_API_READ_PUBLIC=true the KPI reads (/kpis, /units) are open, the overdue cas
 """
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 import asyncpg
@@ -17,6 +17,7 @@ from services.metrics.periods import Period, Scope, current_periods, local_today
 from shared.auth import VIEWER, Role, require
 from shared.kpis import KPIS
 from shared.targets import Target, Targets
+from shared.watermark import Completeness, read_completeness, updating_notice
 
 router = APIRouter(prefix="/api/v1")
 CASE_KPIS = frozenset(
@@ -64,7 +65,8 @@ class KpiReport(BaseModel):
     period: str
     first_day: date
     last_day: date
-    as_of: datetime
+    as_of: datetime  # the completeness watermark capped by now: the counts judge time up to here
+    updating: str | None = None  # "đang cập nhật dữ liệu đến HH:MM" while the data lags
     kpis: list[KpiFigure]
     by: str | None = None
     groups: list[KpiGroup] | None = None
@@ -90,6 +92,8 @@ class UnitStatus(BaseModel):
     level_name: str
     parent_id: str | None
     month: str
+    as_of: datetime | None = None  # the completeness watermark capped by now
+    updating: str | None = None  # "đang cập nhật dữ liệu đến HH:MM" while the data lags
     kpis: list[KpiFigure]
 
 
@@ -210,8 +214,9 @@ async def read_kpis(
     parsed_period = parse_or_400(period, Period)
     assert isinstance(parsed_scope, Scope) and isinstance(parsed_period, Period)
     pool: asyncpg.Pool = request.app.state.pool
-    now = datetime.now(UTC)
     async with pool.acquire() as connection:
+        complete = await completeness(request, connection)
+        now = complete.as_of
         tree = UnitTree.from_rows(await queries.fetch_units(connection))
         try:
             unit_ids, target_unit, target_level = tree.resolve(parsed_scope)
@@ -247,6 +252,7 @@ async def read_kpis(
         first_day=parsed_period.first,
         last_day=parsed_period.last,
         as_of=now,
+        updating=updating_notice(complete, request.app.state.hold_seconds),
         kpis=kpis,
         by=by,
         groups=groups,
@@ -283,6 +289,11 @@ def group_figures(
     return groups
 
 
+async def completeness(request: Request, connection: asyncpg.Connection) -> Completeness:
+    """The completeness watermark the answers of this request are computed as of."""
+    return await read_completeness(connection, topic_prefix=request.app.state.topic_prefix)
+
+
 @router.get(
     "/units/{unit_id:path}/overdue",  # a unit id may hold a slash (contract v1.1)
     response_model=list[OverdueCase],
@@ -295,7 +306,8 @@ async def read_overdue_cases(request: Request, unit_id: str) -> list[OverdueCase
     async with pool.acquire() as connection:
         if unit_id not in {row["unit_id"] for row in await queries.fetch_units(connection)}:
             raise HTTPException(status_code=404, detail=f"không có đơn vị này / unknown unit {unit_id!r}")
-        rows = await queries.fetch_overdue_cases(connection, unit_id=unit_id, now=datetime.now(UTC))
+        as_of = (await completeness(request, connection)).as_of
+        rows = await queries.fetch_overdue_cases(connection, unit_id=unit_id, now=as_of)
     return [OverdueCase(**dict(row)) for row in rows]
 
 
@@ -308,11 +320,14 @@ async def read_overdue_cases(request: Request, unit_id: str) -> list[OverdueCase
 async def read_units(request: Request) -> list[UnitStatus]:
     """Every unit with its KPIs for the current local month."""
     pool: asyncpg.Pool = request.app.state.pool
-    now = datetime.now(UTC)
     month, _ = current_periods(local_today())
     async with pool.acquire() as connection:
+        complete = await completeness(request, connection)
         rows = await queries.fetch_units(connection)
-        rollups = await queries.fetch_unit_rollups(connection, first=month.first, last=month.last, now=now)
+        rollups = await queries.fetch_unit_rollups(
+            connection, first=month.first, last=month.last, now=complete.as_of
+        )
+    updating = updating_notice(complete, request.app.state.hold_seconds)
     targets: Targets = request.app.state.targets
     return [
         UnitStatus(
@@ -322,6 +337,8 @@ async def read_units(request: Request) -> list[UnitStatus]:
             level_name=row["level_name"],
             parent_id=row["parent_id"],
             month=month.name,
+            as_of=complete.as_of,
+            updating=updating,
             kpis=figures(
                 {kpi.id: rollups.get((row["unit_id"], kpi.id), (0, 0)) for kpi in KPIS},
                 targets,

@@ -14,6 +14,7 @@ from services.metrics.periods import current_periods, local_today
 from shared.backoff import Retrying, repeat_forever
 from shared.kpis import KPIS
 from shared.targets import Targets
+from shared.watermark import read_completeness
 
 logger = logging.getLogger(__name__)
 REFRESH_SECONDS = 5.0
@@ -30,8 +31,9 @@ class KpiCollector(Collector):
         """Yield the last snapshot; the label set is bounded by the registry and the KPI list."""
         yield from self.families
 
-    async def refresh(self, pool: asyncpg.Pool, targets: Targets) -> None:
-        """Read the current month's and year's counts of every registry unit in two queries."""
+    async def refresh(self, pool: asyncpg.Pool, targets: Targets, topic_prefix: str = "") -> None:
+        """Read the current month's and year's counts of every registry unit in two queries, as of the
+        completeness watermark (which also sets dvc_data_as_of_timestamp_seconds)."""
         now = datetime.now(UTC)
         today = local_today()
         labels = ["unit_id", "kpi", "period"]
@@ -49,10 +51,11 @@ class KpiCollector(Collector):
         )
         targets.reload_if_changed()
         async with pool.acquire() as connection:
+            as_of = (await read_completeness(connection, topic_prefix=topic_prefix, now=now)).as_of
             units = await queries.fetch_units(connection)
             for period in current_periods(today):
                 rollups = await queries.fetch_unit_rollups(
-                    connection, first=period.first, last=period.last, now=now
+                    connection, first=period.first, last=period.last, now=as_of
                 )
                 for unit in units:
                     for kpi in KPIS:
@@ -70,8 +73,8 @@ class KpiCollector(Collector):
         stamp.add_metric([], now.timestamp())
         self.families = [numerator, denominator, target, info, stamp]
 
-    async def refresh_forever(self, pool: asyncpg.Pool, targets: Targets) -> None:
+    async def refresh_forever(self, pool: asyncpg.Pool, targets: Targets, topic_prefix: str = "") -> None:
         """Refresh the snapshot every few seconds; on failure keep the previous one and back off."""
         await repeat_forever(
-            partial(self.refresh, pool, targets), every=REFRESH_SECONDS, retrying=self.retrying
+            partial(self.refresh, pool, targets, topic_prefix), every=REFRESH_SECONDS, retrying=self.retrying
         )

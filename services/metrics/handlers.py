@@ -6,7 +6,7 @@ import time
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Annotated
 
@@ -32,6 +32,7 @@ from shared.consuming import (
 )
 from shared.events import CellsChanged, UnitKpisComputed
 from shared.kpis import KPI_BY_ID
+from shared.watermark import read_completeness
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +114,9 @@ async def recompute_changed_cells(
     """Recompute every dirty cell of the batch in one transaction, then publish the units' new counts."""
     # A message that is invalid or fails alone goes to dvc.internal-dead-letters.v1; on a storage
     # outage nothing is committed and the batch is retried after a backoff (settle_batch).
-    process = partial(apply_changes, pool, lookback_days=settings.ALERTS_LOOKBACK_DAYS)
+    process = partial(
+        apply_changes, pool, lookback_days=settings.ALERTS_LOOKBACK_DAYS, topic_prefix=settings.TOPIC_PREFIX
+    )
     await settle_batch(
         msg,
         CONSUMER,
@@ -129,7 +132,11 @@ async def recompute_changed_cells(
 
 
 async def apply_changes(
-    pool: asyncpg.Pool, items: Sequence[tuple[ConsumerRecord, CellsChanged]], *, lookback_days: int
+    pool: asyncpg.Pool,
+    items: Sequence[tuple[ConsumerRecord, CellsChanged]],
+    *,
+    lookback_days: int,
+    topic_prefix: str = "",
 ) -> None:
     """Recompute every dirty cell of the messages in one transaction, then publish the units' counts."""
     changes = [change for _, change in items]
@@ -137,9 +144,9 @@ async def apply_changes(
     for change in changes:
         for unit_id, days in change.cells.items():
             dirty[unit_id] |= set(days)
-    now = await recompute(pool, dirty, trigger="change")
+    as_of = await recompute(pool, dirty, trigger="change", topic_prefix=topic_prefix)
     observe_freshness(changes)  # the counts are committed: that is when an event is reflected
-    await publish_kpi_updates(pool, dirty, now, lookback_days=lookback_days)
+    await publish_kpi_updates(pool, dirty, as_of, lookback_days=lookback_days)
 
 
 def observe_freshness(changes: list[CellsChanged]) -> None:
@@ -151,17 +158,30 @@ def observe_freshness(changes: list[CellsChanged]) -> None:
             EVENT_TO_COUNT.observe(max(0.0, now - change.first_event_at))
 
 
-async def recompute(pool: asyncpg.Pool, dirty: dict[str, set[date]], *, trigger: str) -> datetime:
-    """Recompute the given cells in one transaction; return the instant they were computed for."""
-    now = datetime.now(UTC)
+async def recompute(
+    pool: asyncpg.Pool,
+    dirty: dict[str, set[date]],
+    *,
+    trigger: str,
+    as_of: datetime | None = None,
+    topic_prefix: str = "",
+) -> datetime:
+    """Recompute the given cells in one transaction; return the instant they were computed for: the
+    completeness watermark capped by now (a deadline is judged passed only as far as the data arrived)."""
     pairs = [(unit_id, day) for unit_id, days in dirty.items() for day in days]
+    async with pool.acquire() as connection:
+        if as_of is None:  # never behind the sweeper: deadlines it crossed were judged on complete data
+            as_of = (await read_completeness(connection, topic_prefix=topic_prefix)).as_of
+            swept = await queries.fetch_swept_until(connection)
+            as_of = max(as_of, swept) if swept is not None else as_of
+        if pairs:
+            async with connection.transaction():
+                await queries.recompute_cells(
+                    connection, unit_ids=[u for u, _ in pairs], days=[d for _, d in pairs], now=as_of
+                )
     if pairs:
-        async with pool.acquire() as connection, connection.transaction():
-            await queries.recompute_cells(
-                connection, unit_ids=[u for u, _ in pairs], days=[d for _, d in pairs], now=now
-            )
         CELLS_RECOMPUTED.labels(trigger).inc(len(pairs))
-    return now
+    return as_of
 
 
 def touched_periods(days: Collection[date], *, not_before: date) -> set[str]:
@@ -183,13 +203,15 @@ def touched_periods(days: Collection[date], *, not_before: date) -> set[str]:
 async def publish_kpi_updates(
     pool: asyncpg.Pool, dirty: dict[str, set[date]], now: datetime, *, lookback_days: int
 ) -> None:
-    """Publish, per unit and touched live period, the unit's counts for every KPI (one query per period)."""
+    """Publish, per unit and touched live period, the unit's counts for every KPI (one query per period),
+    as of `now` (the watermark); `computed_at` is the wall clock, which orders computations."""
     not_before = local_today(now) - timedelta(days=lookback_days)
     units_by_period: dict[str, list[str]] = defaultdict(list)
     for unit_id, days in dirty.items():
         for name in touched_periods(days, not_before=not_before):
             units_by_period[name].append(unit_id)
     messages = []
+    computed_at = time.time()
     async with pool.acquire() as connection:
         for name, unit_ids in sorted(units_by_period.items()):
             period = parse_period(name)
@@ -199,33 +221,40 @@ async def publish_kpi_updates(
             for unit_id in unit_ids:
                 counts = {kpi: rollups.get((unit_id, kpi), (0, 0)) for kpi in KPI_BY_ID}
                 messages.append(
-                    UnitKpisComputed(unit_id=unit_id, period=name, counts=counts, computed_at=now.timestamp())
+                    UnitKpisComputed(unit_id=unit_id, period=name, counts=counts, computed_at=computed_at)
                 )
     await asyncio.gather(*(kpi_updates.publish(m, key=m.unit_id.encode()) for m in messages))
 
 
 async def sweep_deadlines_forever(
-    pool: asyncpg.Pool, *, lookback_days: int, interval: float = SWEEP_INTERVAL_SECONDS
+    pool: asyncpg.Pool,
+    *,
+    lookback_days: int,
+    interval: float = SWEEP_INTERVAL_SECONDS,
+    topic_prefix: str = "",
 ) -> None:
     """Every `interval` seconds, mark dirty the cells of cases whose deadline has just passed."""
     await repeat_forever(
-        partial(sweep_deadlines, pool, lookback_days=lookback_days), every=interval, retrying=SWEEPER
+        partial(sweep_deadlines, pool, lookback_days=lookback_days, topic_prefix=topic_prefix),
+        every=interval,
+        retrying=SWEEPER,
     )
 
 
-async def sweep_deadlines(pool: asyncpg.Pool, *, lookback_days: int) -> int:
-    """Recompute the cells of deadlines crossed since the last sweep; return how many cells."""
-    until = datetime.now(UTC)
+async def sweep_deadlines(pool: asyncpg.Pool, *, lookback_days: int, topic_prefix: str = "") -> int:
+    """Recompute the cells of deadlines crossed since the last sweep, up to the completeness watermark
+    (never past the data that has arrived); return how many cells."""
     async with pool.acquire() as connection:
+        until = (await read_completeness(connection, topic_prefix=topic_prefix)).as_of
         after = await queries.fetch_swept_until(connection) or until - timedelta(days=366)
         crossed = await queries.fetch_crossed_deadlines(connection, after=after, until=until)
     dirty: dict[str, set[date]] = defaultdict(set)
     for unit_id, day in crossed:
         dirty[unit_id].add(day)
-    computed_at = await recompute(pool, dirty, trigger="deadline")
+    computed_at = await recompute(pool, dirty, trigger="deadline", as_of=until)
     await publish_kpi_updates(pool, dirty, computed_at, lookback_days=lookback_days)
     async with pool.acquire() as connection:
-        await queries.store_swept_until(connection, until=until)
+        await queries.store_swept_until(connection, until=max(until, after))
     SWEEPS.inc()
     LAST_SWEEP.set(until.timestamp())
     return len(crossed)

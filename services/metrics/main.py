@@ -8,6 +8,7 @@ from prometheus_client import REGISTRY
 from services.metrics import api, pagereports, pages, reports_api
 from services.metrics.exporter import KpiCollector
 from services.metrics.handlers import ASSIGNMENT, CONSUMER, SWEEPER, router, sweep_deadlines_forever
+from shared import topics
 from shared.app import create_api_app, serve
 from shared.config import Settings
 from shared.targets import Targets
@@ -36,11 +37,18 @@ def create(settings: Settings) -> FastAPI:
             if settings.PAGES_SIGNING_KEY
             else None,
             "alerts_url": settings.ALERTS_URL,
+            "topic_prefix": settings.TOPIC_PREFIX,
+            "hold_seconds": settings.WATERMARK_HOLD_SECONDS,
         },
         background=[
-            partial(sweep_deadlines_forever, lookback_days=settings.ALERTS_LOOKBACK_DAYS),
-            partial(collector.refresh_forever, targets=targets),
+            partial(
+                sweep_deadlines_forever,
+                lookback_days=settings.ALERTS_LOOKBACK_DAYS,
+                topic_prefix=settings.TOPIC_PREFIX,
+            ),
+            partial(collector.refresh_forever, targets=targets, topic_prefix=settings.TOPIC_PREFIX),
         ],
+        consumed={"dvc-metrics": [topics.CHANGES]},
         consumer_ready=lambda: bool(ASSIGNMENT.partitions) and not (CONSUMER.waiting or SWEEPER.waiting),
     )
 

@@ -172,6 +172,7 @@ async def province_page(request: Request, scope: str = "province") -> Response:
         charts=pageviews.trend_charts(monthly, months, targets, lang),
         report_links=pageviews.report_links(scope, today, lang, page_token=None),
         as_of=stamp(as_of or month_report.as_of, lang),
+        updating=month_report.updating,
         render_ms=round((time.perf_counter() - started) * 1000),
         started=started,
     )
@@ -312,6 +313,7 @@ async def unit_page(request: Request, unit_id: str, t: str = "") -> Response:
         report_links=pageviews.report_links(f"unit:{unit_id}", today, lang, page_token=t if grant else None),
         signed_in=grant is None,
         as_of=stamp(as_of or month_report.as_of, lang),
+        updating=month_report.updating,
         render_ms=round((time.perf_counter() - started) * 1000),
         started=started,
     )

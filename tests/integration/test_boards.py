@@ -1038,8 +1038,10 @@ def alert_tests() -> list[dict[str, Any]]:
                 {"series": f'{bucket}{{le="10.0"}}', "values": "0x30"},
                 {"series": f'{bucket}{{le="30.0"}}', "values": "0+10x30"},
                 {"series": f'{bucket}{{le="+Inf"}}', "values": "0+10x30"},
-                {"series": "ingest_batch_size_sum", "values": "0+120000x30"},
-                {"series": "ingest_batch_size_count", "values": "0+60x30"},
+                {  # the oldest unconsumed case event waits longer and longer from 0m (30 s per minute): over 300 s from 11m
+                    "series": 'dvc_consumer_lag_seconds{group="dvc-ingest", topic="dvc.case-events.v1", partition="0", instance="i:1"}',
+                    "values": "0+30x30",
+                },
                 {
                     "series": 'alerts_last_tick_timestamp_seconds{job="alerts", instance="a:1"}',
                     "values": "0+60x5 300x25",
@@ -1080,11 +1082,13 @@ def alert_tests() -> list[dict[str, Any]]:
                     "alertname": "DvcKpiUpdatesLagging",
                     "exp_alerts": [expected_alert("DvcKpiUpdatesLagging")],
                 },
-                {"eval_time": "12m", "alertname": "DvcIngestBacklog", "exp_alerts": []},
+                {"eval_time": "12m", "alertname": "DvcConsumerLagging", "exp_alerts": []},
                 {
                     "eval_time": "25m",
-                    "alertname": "DvcIngestBacklog",
-                    "exp_alerts": [expected_alert("DvcIngestBacklog")],
+                    "alertname": "DvcConsumerLagging",
+                    "exp_alerts": [
+                        expected_alert("DvcConsumerLagging", group="dvc-ingest", topic="dvc.case-events.v1")
+                    ],
                 },
                 {
                     "eval_time": "7m",
