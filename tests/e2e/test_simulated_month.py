@@ -105,6 +105,7 @@ async def test_a_simulated_month_matches_the_ground_truth(
         DVC_ALERTS_CONFIRM_SECONDS="2",
         DVC_ALERTS_SEND_POLL_SECONDS="0.2",
         DVC_ALERTS_GROUP_WAIT_SECONDS="1",
+        DVC_ALERTS_GROUP_INTERVAL_SECONDS="2",  # heads told of every unit within the wait below
         DVC_ALERTS_OFFICE_HOURS="00:00-24:00",
     )
     await publish(
