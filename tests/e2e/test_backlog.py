@@ -64,12 +64,13 @@ def text_of(message: EmailMessage) -> str:
     return str(part.get_content())
 
 
-def case_state(events: list[dict[str, Any]], at: datetime) -> tuple[bool, bool, bool]:
-    """(open and overdue, closed late, apologised) for one case from its events up to `at`."""
+def case_state(events: list[dict[str, Any]], at: datetime) -> tuple[bool, bool, bool, bool]:
+    """(open and overdue, closed late, apologised, open and running and not yet due) for one case from
+    its events up to `at`."""
     known = sorted((e for e in events if parse(e["occurred_at"]) <= at), key=lambda e: e["occurred_at"])
     receipts = [e for e in known if e["event_type"] == "received"]
     if not receipts:
-        return False, False, False
+        return False, False, False, False
     due = parse(receipts[0]["due_at"]) if receipts[0].get("due_at") else None
     paused, late = False, False
     for event in known[known.index(receipts[0]) + 1 :]:
@@ -82,13 +83,15 @@ def case_state(events: list[dict[str, Any]], at: datetime) -> tuple[bool, bool, 
         elif kind in TERMINAL:
             late = due is not None and not paused and when > due
             apologised = any(e["event_type"] == "apology_issued" for e in known)
-            return False, late, apologised
+            return False, late, apologised, False
     apologised = any(e["event_type"] == "apology_issued" for e in known)
-    return (not paused and due is not None and at > due), False, apologised
+    if paused or due is None:
+        return False, False, apologised, False
+    return at > due, False, apologised, at <= due
 
 
-def mentions(text: str, prefix: str) -> tuple[set[str], set[str]]:
-    """Case ids of the digest's open-overdue section and of its closed-late section."""
+def mentions(text: str, prefix: str) -> tuple[set[str], set[str], set[str]]:
+    """Case ids of the digest's open-overdue section, its closed-late section and its due-soon section."""
     sections: dict[str, set[str]] = defaultdict(set)
     current = ""
     for line in text.splitlines():
@@ -96,9 +99,11 @@ def mentions(text: str, prefix: str) -> tuple[set[str], set[str]]:
             current = "open"
         elif line.startswith("Hồ sơ đã quá hạn"):
             current = "closed"
+        elif line.startswith("Sắp đến hạn"):
+            current = "due"
         for case_id in re.findall(rf"{re.escape(prefix)}[\w.\-]+", line):
             sections[current or "other"].add(case_id.rstrip("."))
-    return sections["open"] | sections["other"], sections["closed"]
+    return sections["open"] | sections["other"], sections["closed"], sections["due"]
 
 
 async def test_a_backlog_of_history_sends_no_false_notice(
@@ -169,15 +174,19 @@ async def test_a_backlog_of_history_sends_no_false_notice(
     for message in sink.messages:
         per_head[str(message["To"])] += 1
         sent = parsedate_to_datetime(str(message["Date"]))
-        open_ids, closed_ids = mentions(text_of(message), prefix)
+        open_ids, closed_ids, due_ids = mentions(text_of(message), prefix)
+        for case_id in due_ids:  # warned before its deadline: it must be open, running and not yet due
+            named += 1
+            if not case_state(by_case[case_id], sent)[3]:
+                false.append((str(message["Subject"])[:60], case_id, sent.isoformat()))
         for case_id in open_ids:
             named += 1
-            overdue_open, _, _ = case_state(by_case[case_id], sent)
+            overdue_open, _, _, _ = case_state(by_case[case_id], sent)
             if not overdue_open:
                 false.append((str(message["Subject"])[:60], case_id, sent.isoformat()))
         for case_id in closed_ids:
             named += 1
-            _, late, apologised = case_state(by_case[case_id], sent)
+            _, late, apologised, _ = case_state(by_case[case_id], sent)
             if (
                 not late
                 or apologised
