@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from services.metrics import queries, report_queries
 from services.metrics.api import KpiFigure, UnitTree, figures
 from services.metrics.periods import Period, Scope, report_year
-from shared.kpis import KPIS, LOCAL_TZ
+from shared.kpis import KPI_BY_ID, KPIS, LOCAL_TZ
 from shared.targets import Targets
 
 # The form's counted columns (4-6, 8-10, 12-13); the totals 3, 7 and 11 are their sums.
@@ -217,7 +217,8 @@ async def units_below_target(
         unit_counts = {kpi.id: rollups.get((unit_id, kpi.id), (0, 0)) for kpi in KPIS}
         year = report_year(period)
         for fig in figures(unit_counts, targets, unit_id=unit_id, level=row["level"], year=year):
-            if fig.status == "below":
+            # units_inspected_rate is a share of units: one unit not (yet) inspected is not a miss of its own
+            if fig.status == "below" and not KPI_BY_ID[fig.kpi].yearly:
                 found.append(
                     UnitBelowTarget(
                         unit_id=unit_id, name=row["name"], level_name=row["level_name"], figure=fig

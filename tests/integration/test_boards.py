@@ -463,7 +463,10 @@ async def wait_for(predicate: Callable[[], Any], what: str, timeout: float, tail
     raise AssertionError(f"{what} not reached within {timeout}s\n{tail()}")
 
 
-EVENT_TABLES = "events, event_ids, cases, documents, kpi_day_cells, procedure_days, overdue_days"
+EVENT_TABLES = (
+    "events, event_ids, cases, documents, reports, inspections, kpi_day_cells, procedure_days, overdue_days, "
+    "inspected_days"
+)
 ALERT_TABLES = "alert_states, alert_events, notifications, acknowledgements, alerts"
 
 
