@@ -16,6 +16,7 @@ import httpx
 import orjson
 import pytest
 from aiosmtpd.controller import Controller
+from prometheus_client.parser import text_string_to_metric_families
 
 from cli.metrics import audit
 from shared import topics
@@ -86,8 +87,8 @@ def bad_messages() -> list[tuple[str, bytes, str]]:
     for topic, good in ((topics.REPORT_EVENTS, report), (topics.INSPECTION_EVENTS, inspection)):
         subject, enum_field = ("report_id", "channel") if "report_id" in good else ("inspection_id", "topic")
 
-        def broken(topic: str = topic, good: dict[str, Any] = good, **changes: Any) -> bytes:
-            body = {**good, "event_id": random_id("bad"), **changes}
+        def broken(base: dict[str, Any] = good, **changes: Any) -> bytes:
+            body = {**base, "event_id": random_id("bad"), **changes}
             return orjson.dumps({k: v for k, v in body.items() if v != "<absent>"})
 
         out += [
@@ -257,20 +258,28 @@ async def test_reports_and_inspections_run_through_every_service(
                 assert got == independent_counts(reports, inspections, unit_ids), (scope, period)
 
         # Prometheus exposition (what Prometheus scrapes): the three KPIs per unit and period.
+        wanted = {
+            ("dvc_kpi_numerator", C1, "online_report_rate", "month"): 7,
+            ("dvc_kpi_denominator", C1, "online_report_rate", "month"): 10,
+            ("dvc_kpi_numerator", AGENCY, "online_report_rate", "month"): 10,
+            ("dvc_kpi_numerator", AGENCY, "digital_inspection_rate", "month"): 1,
+            ("dvc_kpi_denominator", AGENCY, "digital_inspection_rate", "month"): 4,
+            ("dvc_kpi_numerator", C2, "units_inspected_rate", "year"): 1,
+            ("dvc_kpi_numerator", ROOT, "units_inspected_rate", "year"): 0,
+            ("dvc_kpi_denominator", ROOT, "units_inspected_rate", "year"): 1,
+            ("dvc_kpi_target", C1, "units_inspected_rate", None): 0.35,
+            ("dvc_kpi_target", AGENCY, "online_report_rate", None): 0.8,
+            ("dvc_kpi_target", AGENCY, "digital_inspection_rate", None): 0.3,
+        }
+
         async def exported() -> bool:
-            text = (await client.get("/metrics")).text
-            return all(
-                line in text
-                for line in (
-                    f'dvc_kpi_numerator{{unit_id="{C1}",kpi="online_report_rate",period="month"}} 7.0',
-                    f'dvc_kpi_denominator{{unit_id="{C1}",kpi="online_report_rate",period="month"}} 10.0',
-                    f'dvc_kpi_numerator{{unit_id="{AGENCY}",kpi="digital_inspection_rate",period="month"}} 1.0',
-                    f'dvc_kpi_numerator{{unit_id="{C2}",kpi="units_inspected_rate",period="year"}} 1.0',
-                    f'dvc_kpi_numerator{{unit_id="{ROOT}",kpi="units_inspected_rate",period="year"}} 0.0',
-                    f'dvc_kpi_denominator{{unit_id="{ROOT}",kpi="units_inspected_rate",period="year"}} 1.0',
-                    f'dvc_kpi_target{{unit_id="{C1}",kpi="units_inspected_rate"}} 0.35',
-                )
-            )
+            samples = {
+                (s.name, s.labels["unit_id"], s.labels["kpi"], s.labels.get("period")): s.value
+                for family in text_string_to_metric_families((await client.get("/metrics")).text)
+                for s in family.samples
+                if s.name.startswith("dvc_kpi_") and "kpi" in s.labels
+            }
+            return all(samples.get(key) == value for key, value in wanted.items())
 
         await wait_until(exported, timeout=30, interval=1)
 
