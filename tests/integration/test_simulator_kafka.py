@@ -41,7 +41,9 @@ async def test_a_simulated_day_arrives_as_the_ground_truth_says(
             topic_prefix=topic_prefix,
         )
     truth = Counter(line["topic"] for line in read_truth(path))
-    assert set(truth) == {
+    # reports and inspections are rarer than case files: a single day may have no inspection
+    assert {topics.CASE_EVENTS, topics.DOCUMENT_EVENTS, topics.REPORT_EVENTS} <= set(truth)
+    assert set(truth) <= {
         topics.CASE_EVENTS,
         topics.DOCUMENT_EVENTS,
         topics.REPORT_EVENTS,
