@@ -10,9 +10,9 @@ import asyncpg
 from pydantic import BaseModel
 
 from services.metrics import queries, report_queries
-from services.metrics.api import KpiFigure, UnitTree, figures
+from services.metrics.api import KpiFigure, UnitTree, figures, judges_yearly
 from services.metrics.periods import Period, Scope, report_year
-from shared.kpis import KPI_BY_ID, KPIS, LOCAL_TZ
+from shared.kpis import KPIS, LOCAL_TZ
 from shared.targets import Targets
 
 # The form's counted columns (4-6, 8-10, 12-13); the totals 3, 7 and 11 are their sums.
@@ -181,7 +181,14 @@ async def build_report(
         connection, unit_ids=unit_ids, first=period.first, last=period.last, now=now
     )
     year = report_year(period)
-    kpis = figures(counts, targets, unit_id=target_unit, level=target_level, year=year)
+    kpis = figures(
+        counts,
+        targets,
+        unit_id=target_unit,
+        level=target_level,
+        year=year,
+        judge_yearly=judges_yearly(scope, period),
+    )
     progress("Đơn vị không đạt / units below target")
     below = await units_below_target(connection, tree, unit_ids, period, targets, now)
     issuer, scope_name = issuer_and_name(tree, scope)
@@ -217,8 +224,7 @@ async def units_below_target(
         unit_counts = {kpi.id: rollups.get((unit_id, kpi.id), (0, 0)) for kpi in KPIS}
         year = report_year(period)
         for fig in figures(unit_counts, targets, unit_id=unit_id, level=row["level"], year=year):
-            # units_inspected_rate is a share of units: one unit not (yet) inspected is not a miss of its own
-            if fig.status == "below" and not KPI_BY_ID[fig.kpi].yearly:
+            if fig.status == "below":
                 found.append(
                     UnitBelowTarget(
                         unit_id=unit_id, name=row["name"], level_name=row["level_name"], figure=fig

@@ -257,6 +257,24 @@ async def test_reports_and_inspections_run_through_every_service(
                 got = {kpi: figures[kpi] for kpi in independent_counts(reports, inspections, unit_ids)}
                 assert got == independent_counts(reports, inspections, unit_ids), (scope, period)
 
+        # units_inspected_rate is judged per year on a scope of units; a month or a single unit is informational
+        for scope, period, status in (
+            ("province", year, "meets"),  # 3/5 >= 35%
+            ("province", month, "informational"),
+            (f"unit:{ROOT}", year, "informational"),
+            ("level:commune", year, "meets"),
+        ):
+            response = await client.get("/api/v1/kpis", params={"scope": scope, "period": period})
+            figure = next(f for f in response.json()["kpis"] if f["kpi"] == "units_inspected_rate")
+            assert figure["status"] == status, (scope, period, figure)
+        units = (await client.get("/api/v1/units")).json()
+        assert all(
+            k["status"] == "informational"
+            for u in units
+            for k in u["kpis"]
+            if k["kpi"] == "units_inspected_rate"
+        )
+
         # Prometheus exposition (what Prometheus scrapes): the three KPIs per unit and period.
         wanted = {
             ("dvc_kpi_numerator", C1, "online_report_rate", "month"): 7,
