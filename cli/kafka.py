@@ -57,11 +57,12 @@ class Principal:
         return f"DVC_KAFKA_{self.name.upper().replace('-', '_')}_PASSWORD"
 
 
+INPUT_TOPICS = (topics.CASE_EVENTS, topics.DOCUMENT_EVENTS, topics.REPORT_EVENTS, topics.INSPECTION_EVENTS)
 # One principal per service and per upstream producer; nobody else may read or write a topic.
 PRINCIPALS = (
     Principal(
         "ingest",
-        reads=(topics.CASE_EVENTS, topics.DOCUMENT_EVENTS),
+        reads=(topics.CASE_EVENTS, topics.DOCUMENT_EVENTS, topics.REPORT_EVENTS, topics.INSPECTION_EVENTS),
         writes=(topics.DEAD_LETTERS, topics.CHANGES),
         group="dvc-ingest",
     ),
@@ -80,10 +81,10 @@ PRINCIPALS = (
     Principal(  # dvc deadletters: reads the letters, re-publishes them to their source topic
         "operator",
         reads=(topics.DEAD_LETTERS, topics.INTERNAL_DEAD_LETTERS),
-        writes=(topics.CASE_EVENTS, topics.DOCUMENT_EVENTS),
+        writes=INPUT_TOPICS,
         group="dvc-deadletters-replay",
     ),
-    Principal("simulator", writes=(topics.CASE_EVENTS, topics.DOCUMENT_EVENTS)),  # dvc simulate, bench/
+    Principal("simulator", writes=INPUT_TOPICS),  # dvc simulate, bench/
     Principal("one-stop", writes=(topics.CASE_EVENTS,)),  # phần mềm một cửa
     Principal("documents", writes=(topics.DOCUMENT_EVENTS,)),  # quản lý văn bản
     Principal("reporting", writes=(topics.REPORT_EVENTS,)),  # báo cáo

@@ -82,6 +82,11 @@ async def audit(dsn: str, *, first: date, last: date, lookback_days: int) -> lis
                 f"case {case_id}: live state != recomputed"
                 for case_id in await queries.fetch_case_state_differences(connection)
             ]
+            for table in queries.FIRST_EVENT_TABLES:
+                differences += [
+                    f"{table} {subject_id}: live row != recomputed"
+                    for subject_id in await queries.fetch_first_event_differences(connection, table=table)
+                ]
             for table, rows in rebuilt.items():
                 live = await queries.fetch_live_cells(connection, table=table, first=first, last=last)
                 differences += compare_rows(table, live, rows)

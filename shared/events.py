@@ -176,6 +176,27 @@ class DocumentSent(Event):
     recipient_unit_id: Id64 | None = None
 
 
+class ReportSubmitted(Event):
+    """v1.1: the unit submitted one periodic report or statistical return."""
+
+    event_type: Literal["report_submitted"]
+    report_id: Id128
+    report_code: Id64
+    channel: Literal["online", "paper"]
+    connected_to_national_system: StrictBool
+    due_at: Timestamp | None
+
+
+class InspectionCompleted(Event):
+    """v1.1: the unit (`unit_id`) finished an inspection of another unit."""
+
+    event_type: Literal["inspection_completed"]
+    inspection_id: Id128
+    inspected_unit_id: Id64
+    topic: Literal["administrative_reform", "other"]
+    digital: StrictBool
+
+
 class CellsChanged(BaseModel):
     """Internal (ingest -> metrics): per unit, the local days whose KPI cells a stored batch may have changed.
 
@@ -224,15 +245,24 @@ CASE_EVENT_TYPES: dict[str, type[CaseEvent]] = {
     "synced": CaseSynced,
 }
 DOCUMENT_EVENT_TYPES: dict[str, type[Event]] = {"sent": DocumentSent}
+REPORT_EVENT_TYPES: dict[str, type[Event]] = {"report_submitted": ReportSubmitted}
+INSPECTION_EVENT_TYPES: dict[str, type[Event]] = {"inspection_completed": InspectionCompleted}
 EVENT_TYPES_BY_TOPIC: dict[str, dict[str, type[CaseEvent]] | dict[str, type[Event]]] = {
     topics.CASE_EVENTS: CASE_EVENT_TYPES,
     topics.DOCUMENT_EVENTS: DOCUMENT_EVENT_TYPES,
+    topics.REPORT_EVENTS: REPORT_EVENT_TYPES,
+    topics.INSPECTION_EVENTS: INSPECTION_EVENT_TYPES,
 }
 
 
 def contract_json_schema() -> dict[str, Any]:
-    """JSON schema of one message of the two input topics (for the AsyncAPI document)."""
-    models = [*CASE_EVENT_TYPES.values(), *DOCUMENT_EVENT_TYPES.values()]
+    """JSON schema of one message of the input topics (for the AsyncAPI document)."""
+    models = [
+        *CASE_EVENT_TYPES.values(),
+        *DOCUMENT_EVENT_TYPES.values(),
+        *REPORT_EVENT_TYPES.values(),
+        *INSPECTION_EVENT_TYPES.values(),
+    ]
     return {"title": "ContractEvent", "oneOf": [model.model_json_schema() for model in models]}
 
 

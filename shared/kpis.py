@@ -1,4 +1,4 @@
-"""KPI catalogue v1 (kpis.md): ids and names shared by metrics, alerts and the boards."""
+"""KPI catalogue v1.1 (kpis.md): ids and names shared by metrics, alerts and the boards."""
 
 from dataclasses import dataclass
 from datetime import timedelta, timezone
@@ -17,6 +17,7 @@ class Kpi:
     name_en: str
     is_count: bool = False
     distinct: bool = False  # rolled up by distinct counting, never by summing day cells
+    yearly: bool = False  # its target is per year: a month's value is informational (not alerted)
 
 
 KPIS: tuple[Kpi, ...] = (
@@ -43,6 +44,24 @@ KPIS: tuple[Kpi, ...] = (
     ),
     Kpi("paperless_rate", "Tỷ lệ văn bản điện tử (trừ văn bản mật)", "Electronic documents (non-secret)"),
     Kpi("signed_rate", "Tỷ lệ văn bản điện tử có ký số", "Electronic documents digitally signed"),
+    # v1.1 (contract v1.1: report and inspection events)
+    Kpi(
+        "online_report_rate",
+        "Tỷ lệ báo cáo định kỳ thực hiện trực tuyến, liên thông hệ thống báo cáo quốc gia",
+        "Periodic reports submitted online through the national reporting system",
+    ),
+    Kpi(
+        "digital_inspection_rate",
+        "Tỷ lệ hoạt động kiểm tra thực hiện qua môi trường số",
+        "Inspections carried out digitally",
+    ),
+    Kpi(
+        "units_inspected_rate",
+        "Tỷ lệ cơ quan, đơn vị được kiểm tra CCHC",
+        "Units inspected on administrative reform",
+        distinct=True,
+        yearly=True,
+    ),
 )
 KPI_BY_ID = {kpi.id: kpi for kpi in KPIS}
 DAY_CELL_KPIS = tuple(kpi.id for kpi in KPIS if not kpi.is_count and not kpi.distinct)

@@ -17,7 +17,7 @@ KPI_UPDATES = "dvc.kpi-updates.v1"
 # Internal messages that failed validation or processing, isolated so the rest of their batch goes on.
 INTERNAL_DEAD_LETTERS = "dvc.internal-dead-letters.v1"
 
-# Upstream topics of the reporting and inspection systems: principals and ACLs exist, topics not yet.
+# v1.1 upstream topics of the reporting and inspection systems.
 REPORT_EVENTS = "dvc.report-events.v1"
 INSPECTION_EVENTS = "dvc.inspection-events.v1"
 
@@ -25,6 +25,8 @@ INSPECTION_EVENTS = "dvc.inspection-events.v1"
 RETENTION_DAYS = {
     CASE_EVENTS: 7,
     DOCUMENT_EVENTS: 7,
+    REPORT_EVENTS: 7,
+    INSPECTION_EVENTS: 7,
     DEAD_LETTERS: 30,
     INTERNAL_DEAD_LETTERS: 30,
     CHANGES: 7,

@@ -167,7 +167,10 @@ async def viewer_token(database: MigratedDatabase) -> str:
     return await create_api_token(database, Role.viewer, "test viewer")
 
 
-STATE_TABLES = "events, event_ids, cases, documents, kpi_day_cells, procedure_days, overdue_days"
+STATE_TABLES = (
+    "events, event_ids, cases, documents, reports, inspections, kpi_day_cells, procedure_days, overdue_days, "
+    "inspected_days"
+)
 
 
 async def truncate_state(database: MigratedDatabase) -> None:

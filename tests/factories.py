@@ -109,3 +109,47 @@ def small_registry(*commune_ids: str) -> Registry:
     ]
     units += [unit(cid, "commune", "p.district") for cid in commune_ids]
     return Registry(registry="test", levels=levels, units=units)
+
+
+def report_submitted(
+    report_id: str,
+    unit_id: str,
+    occurred_at: str,
+    *,
+    channel: str = "online",
+    connected: bool = True,
+    due_at: str | None = None,
+    report_code: str = "BC-CCHC-Q",
+) -> dict[str, Any]:
+    return {
+        "event_id": random_id("ev"),
+        "event_type": "report_submitted",
+        "occurred_at": occurred_at,
+        "unit_id": unit_id,
+        "report_id": report_id,
+        "report_code": report_code,
+        "channel": channel,
+        "connected_to_national_system": connected,
+        "due_at": due_at,
+    }
+
+
+def inspection_completed(
+    inspection_id: str,
+    unit_id: str,
+    inspected_unit_id: str,
+    occurred_at: str,
+    *,
+    topic: str = "administrative_reform",
+    digital: bool = False,
+) -> dict[str, Any]:
+    return {
+        "event_id": random_id("ev"),
+        "event_type": "inspection_completed",
+        "occurred_at": occurred_at,
+        "unit_id": unit_id,
+        "inspection_id": inspection_id,
+        "inspected_unit_id": inspected_unit_id,
+        "topic": topic,
+        "digital": digital,
+    }

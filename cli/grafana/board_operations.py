@@ -45,7 +45,12 @@ STATE_NAMES = {
 }
 CHANNEL_NAMES = {"email": "Thư điện tử", "webhook": "Webhook", "grafana": "Ghi chú Grafana"}
 RESULT_NAMES = {"sent": "đã gửi", "retry": "gửi lại", "failed": "thất bại"}
-TOPIC_NAMES = {topics.CASE_EVENTS: "Hồ sơ TTHC", topics.DOCUMENT_EVENTS: "Văn bản"}
+TOPIC_NAMES = {
+    topics.CASE_EVENTS: "Hồ sơ TTHC",
+    topics.DOCUMENT_EVENTS: "Văn bản",
+    topics.REPORT_EVENTS: "Báo cáo định kỳ",
+    topics.INSPECTION_EVENTS: "Kiểm tra",
+}
 FRESHNESS_STEPS = {
     "mode": "absolute",
     "steps": [

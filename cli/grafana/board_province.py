@@ -11,7 +11,8 @@ from shared.kpis import KPI_BY_ID, KPIS
 def province_board(targets: BoardTargets) -> Json:
     """Tổng quan tỉnh: each KPI against its target, units below target, ranking, monthly trend."""
     stats = [province_stat(kpi.id, targets) for kpi in KPIS]
-    targeted = [kpi.id for kpi in KPIS if kpi.id in targets.comparators]
+    # monthly figures: a yearly KPI (units_inspected_rate) is judged on the year only
+    targeted = [kpi.id for kpi in KPIS if kpi.id in targets.comparators and not kpi.yearly]
     below = bar_gauge(
         "Số đơn vị chưa đạt chỉ tiêu (tháng này)",
         "Mỗi thanh: số đơn vị có số liệu mà chưa đạt chỉ tiêu của chính đơn vị đó (chỉ tiêu theo cấp hoặc riêng "

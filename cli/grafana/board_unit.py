@@ -23,7 +23,7 @@ from shared.kpis import KPI_BY_ID, KPIS
 
 def budget_panels(targets: BoardTargets) -> list[Panel]:
     """Failures still allowed this month, per KPI: bars to read at a glance, then the table behind them."""
-    targeted = [kpi.id for kpi in KPIS if kpi.id in targets.comparators]
+    targeted = [kpi.id for kpi in KPIS if kpi.id in targets.comparators and not kpi.yearly]
     how = (
         "Ước tính: số hồ sơ (văn bản, lượt đánh giá) cả tháng = số hiện có × số ngày trong tháng / số ngày đã qua; "
         "được phép không đạt = phần (1 − chỉ tiêu) của số đó; còn lại = được phép − đã không đạt. Âm: đã vượt. "

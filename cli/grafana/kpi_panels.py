@@ -64,11 +64,14 @@ def province_stat(kpi: str, targets: BoardTargets) -> Panel:
     if kpi in r.NOT_ADDITIVE:
         query = pg(sql.OFFER_RATE_THIS_MONTH)
         how = "Đếm các mã TTHC khác nhau của cả tỉnh (hợp của các đơn vị, không cộng)"
+    elif entry.yearly:  # its target is per year: the year to date, the units inspected (counted once each)
+        query, how = prom(f'{r.PROVINCE_VALUE}{{kpi="{kpi}", period="year"}}'), SUMMED
     else:
         query, how = prom(f'{r.PROVINCE_VALUE}{{kpi="{kpi}", {MONTH}}}'), SUMMED
+    when_vi, when_en = ("từ đầu năm", "year to date") if entry.yearly else ("tháng này", "this month")
     description = (
-        f"{entry.name_vi}, tháng này, toàn tỉnh. {how}. Chỉ tiêu lấy từ deploy/targets.yaml. "
-        f"/ {entry.name_en}, this month, whole province; target from deploy/targets.yaml."
+        f"{entry.name_vi}, {when_vi}, toàn tỉnh. {how}. Chỉ tiêu lấy từ deploy/targets.yaml. "
+        f"/ {entry.name_en}, {when_en}, whole province; target from deploy/targets.yaml."
     )
     thresholds = threshold_steps(targets.province.get(kpi), is_count=entry.is_count)
     return stat(

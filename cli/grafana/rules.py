@@ -17,6 +17,11 @@ NOT_ADDITIVE = ("online_offer_rate",)
 # These move with the clock (a deadline passing), so they say nothing about whether a unit still reports.
 TIME_DRIVEN = ("overdue_open", "apology_coverage")
 COUNT_KPIS = tuple(kpi.id for kpi in KPIS if kpi.is_count)
+# Targets per year (units_inspected_rate): a month's value is informational, never below target, no budget.
+# A unit's count of it is 0 or 1 (was it inspected): additive over units, and its denominator (the unit
+# itself) says nothing about activity.
+YEARLY = tuple(kpi.id for kpi in KPIS if kpi.yearly)
+NOT_ACTIVITY = (*TIME_DRIVEN, *YEARLY)
 
 NUMERATOR = "unit_kpi_period:dvc_kpi_numerator:max"
 DENOMINATOR = "unit_kpi_period:dvc_kpi_denominator:max"
@@ -77,6 +82,13 @@ def unit_rules() -> list[dict[str, str]]:
     ]
 
 
+def judged(kpis: str) -> str:
+    """Return the unit values of these KPIs that are judged against a target (not the months of yearly KPIs)."""
+    if not YEARLY:
+        return f'{VALUE}{{kpi=~"{kpis}"}}'
+    return f'({VALUE}{{kpi=~"{kpis}"}} unless {VALUE}{{kpi=~"{alternatives(YEARLY)}", period="month"}})'
+
+
 def status_rules(targets: BoardTargets) -> list[dict[str, str]]:
     """Distance to target and below-target status (1/0) of each unit, with the comparator of its KPI."""
     at_least, above = alternatives(targets.kpis_with(">=")), alternatives(targets.kpis_with(">"))
@@ -86,16 +98,16 @@ def status_rules(targets: BoardTargets) -> list[dict[str, str]]:
         record(
             GAP,
             either(
-                ratios and f'{VALUE}{{kpi=~"{ratios}"}} - {on} {TARGET}',
-                at_most and f'-({VALUE}{{kpi=~"{at_most}"}} - {on} {TARGET})',
+                ratios and f"{judged(ratios)} - {on} {TARGET}",
+                at_most and f"-({judged(at_most)} - {on} {TARGET})",
             ),
         ),
         record(
             BELOW,
             either(
-                at_least and f'{VALUE}{{kpi=~"{at_least}"}} < bool {on} ({TARGET} - 1e-12)',
-                above and f'{VALUE}{{kpi=~"{above}"}} <= bool {on} {TARGET}',
-                at_most and f'{VALUE}{{kpi=~"{at_most}"}} > bool {on} {TARGET}',
+                at_least and f"{judged(at_least)} < bool {on} ({TARGET} - 1e-12)",
+                above and f"{judged(above)} <= bool {on} {TARGET}",
+                at_most and f"{judged(at_most)} > bool {on} {TARGET}",
             ),
         ),
     ]
@@ -110,7 +122,7 @@ def budget_rules(targets: BoardTargets) -> list[dict[str, str]]:
     return [
         record(
             FORECAST,
-            f'({DENOMINATOR}{{{month}, kpi=~"{ratios}"}} > 0)\n'
+            f'({DENOMINATOR}{{{month}, kpi=~"{ratios}", kpi!~"{alternatives(YEARLY)}"}} > 0)\n'
             f"* scalar({LOCAL_MONTH_DAYS}) / scalar({LOCAL_DAY})",
         ),
         record(
@@ -161,8 +173,8 @@ def scope_rules() -> list[dict[str, str]]:
         record(PROVINCE_UNITS, f"count({UNIT_INFO})"),
         record(
             ACTIVITY,
-            f'sum by (unit_id) ({NUMERATOR}{{period="year", kpi!~"{alternatives(TIME_DRIVEN)}"}}'
-            f' + {DENOMINATOR}{{period="year", kpi!~"{alternatives(TIME_DRIVEN)}"}})',
+            f'sum by (unit_id) ({NUMERATOR}{{period="year", kpi!~"{alternatives(NOT_ACTIVITY)}"}}'
+            f' + {DENOMINATOR}{{period="year", kpi!~"{alternatives(NOT_ACTIVITY)}"}})',
         ),
     ]
 

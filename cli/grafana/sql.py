@@ -84,6 +84,10 @@ WITH counts AS (
   SELECT date_trunc('month', day)::date, 'apology_coverage',
          count(DISTINCT case_id) FILTER (WHERE apologized), count(DISTINCT case_id)
   FROM reporting.overdue_days WHERE {where} GROUP BY 1
+  UNION ALL
+  SELECT date_trunc('month', day)::date, 'units_inspected_rate', count(DISTINCT unit_id),
+         (SELECT count(*) FROM reporting.units{f" WHERE unit_id = {UNIT}" if unit_filter else ""})
+  FROM reporting.inspected_days WHERE {where} GROUP BY 1
 )
 SELECT c.month::timestamp AT TIME ZONE {LOCAL_TZ} AS "time", k.name AS metric, c.n::float8 / c.d AS value
 FROM counts c JOIN {kpi_names()} USING (kpi)

@@ -19,6 +19,10 @@ ID_LIMITS = {
     "document_id": 128,
     "procedure_code": 128,
     "recipient_unit_id": 64,
+    "report_id": 128,
+    "report_code": 64,
+    "inspection_id": 128,
+    "inspected_unit_id": 64,
 }
 TIMESTAMPS = ("occurred_at", "due_at")
 BAD_ENUMS: dict[str, tuple[object, ...]] = {
@@ -28,9 +32,10 @@ BAD_ENUMS: dict[str, tuple[object, ...]] = {
     "rating": ("neutral", "5 sao"),
     "medium": ("fax", "email"),
     "secrecy": ("mật", "internal"),
+    "topic": ("cchc", "Administrative_reform", "thanh_tra"),
 }
 OPTIONAL = frozenset({"source", "reason", "synced_to_national_portal", "recipient_unit_id"})
-NULLABLE = {("received", "due_at")}
+NULLABLE = {("received", "due_at"), ("report_submitted", "due_at")}
 BAD_TIMESTAMPS = ("2021-02-30T09:00:00+07:00", "04/03/2021 09:15", "hôm qua", "2021-03-04T25:00:00+07:00", "")
 Body = dict[str, Any]
 
@@ -135,7 +140,8 @@ class Breaker:
         unit_id = f"khong-ton-tai.xa-{self.rng.randrange(10_000)}"
         while unit_id in self.unit_ids:
             unit_id += "x"
-        body["unit_id"] = unit_id
+        field = "inspected_unit_id" if "inspected_unit_id" in body and self.rng.random() < 0.5 else "unit_id"
+        body[field] = unit_id
         return orjson.dumps(body)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from cli.sim.calendar import DAY, WORKDAY, WorkCalendar, day_date, iso
+from cli.sim.oversight import OversightDay, build_oversight
 from cli.sim.profiles import Procedure, UnitProfile
 from shared.topics import CASE_EVENTS, DOCUMENT_EVENTS
 
@@ -55,8 +56,12 @@ class UnitDay:
         id_prefix: str,
         window: tuple[int, int],
         recipients: tuple[str, ...],
+        inspects: tuple[str, ...] = (),
     ) -> None:
         self.rng = random.Random(f"{seed}/{profile.unit_id}/{day}")
+        # its own stream, so reports and inspections leave the case and document streams of a seed as they were
+        self.oversight_rng = random.Random(f"{seed}/{profile.unit_id}/{day}/oversight")
+        self.inspects = inspects
         self.profile, self.calendar, self.recipients = profile, calendar, recipients
         self.start, self.end = window
         self.day_work = calendar.work_at(day * DAY)
@@ -69,6 +74,15 @@ class UnitDay:
             self.case(f"{self.stamp}{seq:04d}")
         for seq in range(1, poisson(self.rng, self.profile.documents_per_day * scale) + 1):
             self.document(f"{self.stamp}VB{seq:04d}")
+        oversight = OversightDay(
+            self.profile.unit_id,
+            self.stamp,
+            self.day_work,
+            (self.start, self.end),
+            online_share=min(1.0, self.profile.electronic_share - 0.05),
+            inspects=self.inspects,
+        )
+        self.out += build_oversight(oversight, self.oversight_rng, self.at)
         return self.out
 
     def emit(self, local: int, case_id: str, short: str, event_type: str, **fields: Any) -> None:

@@ -87,6 +87,7 @@ def ordered_events(
     profiles = build_profiles(registry, seed)
     recipients = tuple(sorted(unit_ids(registry)))
     keys = {profile.unit_id: profile.unit_id.encode() for profile in profiles}
+    inspected_by = inspection_scopes(registry)
     pending: defaultdict[int, list[tuple[int, int, str, str, bytes]]] = defaultdict(list)
     order = count()
     for day in range(first, last + 1):
@@ -100,11 +101,27 @@ def ordered_events(
                     id_prefix=id_prefix,
                     window=(start, end),
                     recipients=recipients,
+                    inspects=inspected_by.get(profile.unit_id, ()),
                 )
                 for local, topic, value in unit_day.build(scale):
                     pending[local // DAY].append((local, next(order), topic, profile.unit_id, value))
         for local, _, topic, unit_id, value in sorted(pending.pop(day, ())):
             yield SimEvent(topic, keys[unit_id], value, local - UTC_OFFSET)
+
+
+def inspection_scopes(registry: Registry) -> dict[str, tuple[str, ...]]:
+    """Who inspects whom: units of the first level inspect every other unit; a parent inspects its children."""
+    top = registry.levels[0].id
+    levels = {unit.id: unit.level for unit in registry.units}
+    everyone = sorted(levels)
+    scopes: dict[str, list[str]] = defaultdict(list)
+    for unit in registry.units:
+        if unit.parent is not None and levels.get(unit.parent) != top:
+            scopes[unit.parent].append(unit.id)
+    for unit in registry.units:
+        if unit.level == top:
+            scopes[unit.id] = [other for other in everyone if other != unit.id]
+    return {unit_id: tuple(sorted(inspected)) for unit_id, inspected in scopes.items()}
 
 
 def inject_bad(events: Iterable[SimEvent], rate: float, breaker: Breaker) -> Iterator[SimEvent]:

@@ -99,6 +99,8 @@ class Engine:
 
     def target(self, unit: Unit, kpi: str, period: str) -> Target | None:
         """Return the target in force for a unit's KPI in a period's year (None: informational)."""
+        if KPI_BY_ID[kpi].yearly and not period.startswith("year:"):
+            return None  # kpis.md: a month's value of a yearly KPI is informational
         year = parse_period(period).first.year
         return self.targets.for_unit(kpi, unit_id=unit.unit_id, level=unit.level, year=year)
 

@@ -35,6 +35,9 @@ ALLOWANCE = {  # "còn được phép <phrase> trong tháng"
     "signed_rate": "có {k} văn bản chưa ký số",
     "apology_coverage": "có {k} hồ sơ quá hạn chưa có văn bản xin lỗi",
     "overdue_open": "có {k} hồ sơ quá hạn",
+    "online_report_rate": "có {k} báo cáo không trực tuyến",
+    "digital_inspection_rate": "có {k} cuộc kiểm tra không qua môi trường số",
+    "units_inspected_rate": "có {k} đơn vị chưa được kiểm tra",
 }
 
 

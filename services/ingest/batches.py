@@ -12,7 +12,8 @@ from aiokafka import ConsumerRecord
 
 from services.ingest import queries
 from services.ingest.cases import CaseState, apply_events, count_days, fold_case
-from shared.events import CaseEvent, DocumentSent, Event
+from services.ingest.reports_inspections import keep_first_inspections, keep_first_reports
+from shared.events import CaseEvent, DocumentSent, Event, InspectionCompleted, ReportSubmitted
 from shared.kpis import LOCAL_TZ
 
 
@@ -98,6 +99,8 @@ async def store_batch(
             await queries.insert_events(connection, records=[event_record(a) for a in new])
         await refold_cases(connection, unique, new, result)
         await keep_first_documents(connection, unique, result)
+        await keep_first_reports(connection, [a.event for a in unique], result.dirty)
+        await keep_first_inspections(connection, [a.event for a in unique], result.dirty)
         if marks:
             await queries.store_watermarks(
                 connection, marks=[(m.topic, m.partition, m.next_offset, m.complete_until) for m in marks]
@@ -114,19 +117,29 @@ def utc_month(value: datetime) -> date:
 def event_record(item: Accepted) -> tuple[Any, ...]:
     """Return the `events` row of an accepted event."""
     event = item.event
-    assert isinstance(event, CaseEvent | DocumentSent)
-    subject = event.case_id if isinstance(event, CaseEvent) else event.document_id
     return (
         event.event_id,
         item.topic,
         event.event_type,
         event.unit_id,
-        subject,
+        subject_of(event),
         event.occurred_at,
         {**item.body, **item.canonical},  # extra fields kept, timestamps in one canonical form
         item.record.partition,
         item.record.offset,
     )
+
+
+def subject_of(event: Event) -> str:
+    """Return the id of what an event is about: its case, document, report or inspection."""
+    if isinstance(event, CaseEvent):
+        return event.case_id
+    if isinstance(event, DocumentSent):
+        return event.document_id
+    if isinstance(event, ReportSubmitted):
+        return event.report_id
+    assert isinstance(event, InspectionCompleted)
+    return event.inspection_id
 
 
 async def refold_cases(

@@ -1,4 +1,4 @@
-"""Consume case and document events in batches, store them exactly once, dead-letter bad input."""
+"""Consume case, document, report and inspection events in batches, store them exactly once, dead-letter bad input."""
 
 import asyncio
 import logging
@@ -34,6 +34,8 @@ from shared.consuming import (
 from shared.events import (
     REASON_CODES,
     CellsChanged,
+    Event,
+    InspectionCompleted,
     Rejection,
     cells_key,
     contract_json_schema,
@@ -55,7 +57,8 @@ BATCH_SIZE = Histogram(
     "ingest_batch_size", "Messages per consumed batch.", buckets=(1, 10, 50, 100, 250, 500, 1000, 2000)
 )
 COMMIT_SECONDS = Histogram("ingest_commit_seconds", "Time to store a batch and commit its offsets.")
-for _topic in (topics.CASE_EVENTS, topics.DOCUMENT_EVENTS):
+INPUT_TOPICS = (topics.CASE_EVENTS, topics.DOCUMENT_EVENTS, topics.REPORT_EVENTS, topics.INSPECTION_EVENTS)
+for _topic in INPUT_TOPICS:
     EVENTS_STORED.labels(_topic)
     DUPLICATES.labels(_topic)
 for _reason in (*REASON_CODES, HANDLER_ERROR):
@@ -109,8 +112,7 @@ changes = router.publisher(
 
 
 @router.subscriber(
-    topics.declared(topics.CASE_EVENTS),
-    topics.declared(topics.DOCUMENT_EVENTS),
+    *(topics.declared(topic) for topic in INPUT_TOPICS),
     group_id="dvc-ingest",
     batch=True,
     max_records=MAX_RECORDS,
@@ -120,7 +122,7 @@ changes = router.publisher(
     listener=ASSIGNMENT,
     parser=parse_keeping_headers,  # headers are not part of the contract: never decoded
     decoder=raw_bodies,  # validated per record against the contract, not here
-    title="case and document events",
+    title="case, document, report and inspection events",
 )
 async def store_events(
     body: list[RawContractEvent],  # noqa: ARG001 (records are read from msg; this types the AsyncAPI payload)
@@ -177,20 +179,28 @@ async def validate_records(
         topic = record.topic.removeprefix(topic_prefix)
         body = decode_body(record.value)
         outcome = body if isinstance(body, Rejection) else validate_body(topic, body)
-        if not isinstance(outcome, Rejection) and outcome.unit_id not in registry.unit_ids:
+        if not isinstance(outcome, Rejection) and unknown_units(outcome, registry.unit_ids):
             if not refreshed:  # a unit loaded a moment ago is accepted; one check per batch at most
                 await registry.refresh(pool, max_age=0.0)
                 refreshed = True
-            if outcome.unit_id not in registry.unit_ids:
-                outcome = Rejection(
-                    "unknown_unit", f"unit_id {outcome.unit_id!r} is not in the unit registry"
-                )
+            unknown = unknown_units(outcome, registry.unit_ids)
+            if unknown:
+                field_name, unit_id = unknown[0]
+                outcome = Rejection("unknown_unit", f"{field_name} {unit_id!r} is not in the unit registry")
         if isinstance(outcome, Rejection):
             rejected.append(DeadLetter(record, outcome))
         else:
             assert isinstance(body, dict)
             accepted.append(Accepted(topic, outcome, body, record))
     return accepted, rejected
+
+
+def unknown_units(event: Event, unit_ids: frozenset[str]) -> list[tuple[str, str]]:
+    """Return the (field, id) pairs naming units outside the registry: `unit_id`, then `inspected_unit_id`."""
+    named = [("unit_id", event.unit_id)]
+    if isinstance(event, InspectionCompleted):
+        named.append(("inspected_unit_id", event.inspected_unit_id))
+    return [(name, unit_id) for name, unit_id in named if unit_id not in unit_ids]
 
 
 async def store_isolating_poison(

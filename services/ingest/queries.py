@@ -164,3 +164,88 @@ async def store_watermarks(connection: asyncpg.Connection, *, marks: Sequence[tu
            WHERE EXCLUDED.next_offset >= w.next_offset""",
         marks,
     )
+
+
+REPORT_COLUMNS = [
+    "report_id",
+    "event_id",
+    "unit_id",
+    "submitted_at",
+    "report_code",
+    "channel",
+    "connected_to_national_system",
+    "due_at",
+]
+INSPECTION_COLUMNS = [
+    "inspection_id",
+    "event_id",
+    "unit_id",
+    "inspected_unit_id",
+    "completed_at",
+    "topic",
+    "digital",
+]
+
+
+async def fetch_reports(connection: asyncpg.Connection, *, report_ids: Sequence[str]) -> list[asyncpg.Record]:
+    """Return the stored unit and submission time of the given reports."""
+    rows: list[asyncpg.Record] = await connection.fetch(
+        "SELECT report_id, unit_id, submitted_at FROM reports WHERE report_id = ANY($1::text[])", report_ids
+    )
+    return rows
+
+
+async def upsert_reports(connection: asyncpg.Connection, *, records: Sequence[tuple[Any, ...]]) -> None:
+    """Keep each report's first event: earliest occurred_at, ties to the lowest event_id (code points).
+
+    `records` holds at most one row per report_id (ON CONFLICT cannot touch a row twice).
+    """
+    await connection.execute(
+        f"""
+        INSERT INTO reports ({", ".join(REPORT_COLUMNS)})
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
+                             $7::boolean[], $8::timestamptz[])
+        ON CONFLICT (report_id) DO UPDATE SET
+            event_id = EXCLUDED.event_id, unit_id = EXCLUDED.unit_id, submitted_at = EXCLUDED.submitted_at,
+            report_code = EXCLUDED.report_code, channel = EXCLUDED.channel,
+            connected_to_national_system = EXCLUDED.connected_to_national_system, due_at = EXCLUDED.due_at
+        WHERE (EXCLUDED.submitted_at, EXCLUDED.event_id COLLATE "C")
+            < (reports.submitted_at, reports.event_id COLLATE "C")
+        """,
+        *columns_of(records, len(REPORT_COLUMNS)),
+    )
+
+
+async def fetch_inspections(
+    connection: asyncpg.Connection, *, inspection_ids: Sequence[str]
+) -> list[asyncpg.Record]:
+    """Return the stored units and completion time of the given inspections."""
+    rows: list[asyncpg.Record] = await connection.fetch(
+        "SELECT inspection_id, unit_id, inspected_unit_id, completed_at FROM inspections "
+        "WHERE inspection_id = ANY($1::text[])",
+        inspection_ids,
+    )
+    return rows
+
+
+async def upsert_inspections(connection: asyncpg.Connection, *, records: Sequence[tuple[Any, ...]]) -> None:
+    """Keep each inspection's first event: earliest occurred_at, ties to the lowest event_id (code points)."""
+    await connection.execute(
+        f"""
+        INSERT INTO inspections ({", ".join(INSPECTION_COLUMNS)})
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[],
+                             $7::boolean[])
+        ON CONFLICT (inspection_id) DO UPDATE SET
+            event_id = EXCLUDED.event_id, unit_id = EXCLUDED.unit_id,
+            inspected_unit_id = EXCLUDED.inspected_unit_id, completed_at = EXCLUDED.completed_at,
+            topic = EXCLUDED.topic, digital = EXCLUDED.digital
+        WHERE (EXCLUDED.completed_at, EXCLUDED.event_id COLLATE "C")
+            < (inspections.completed_at, inspections.event_id COLLATE "C")
+        """,
+        *columns_of(records, len(INSPECTION_COLUMNS)),
+    )
+
+
+def columns_of(records: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Transpose rows into one list per column (the unnest parameters)."""
+    return [list(column) for column in zip(*records, strict=True)] if records else [[] for _ in range(width)]

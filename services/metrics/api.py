@@ -31,6 +31,7 @@ CASE_KPIS = frozenset(
         "portal_sync_rate",
     }
 )
+YEAR_PERIODS = ("year:", "ytd:", "report-year:")
 KPI_READER = require(Role.viewer, open_setting="read_public")
 
 
@@ -171,18 +172,36 @@ def figure(kpi_id: str, counts: tuple[int, int], target: Target | None) -> KpiFi
 
 
 def figures(
-    counts: dict[str, tuple[int, int]], targets: Targets, *, unit_id: str | None, level: str | None, year: int
+    counts: dict[str, tuple[int, int]],
+    targets: Targets,
+    *,
+    unit_id: str | None,
+    level: str | None,
+    year: int,
+    judge_yearly: bool = False,
 ) -> list[KpiFigure]:
-    """Return every KPI's figure."""
+    """Return every KPI's figure.
+
+    A yearly KPI (units_inspected_rate: a share of the units of a scope, with a target per year) is
+    judged only when `judge_yearly` (a year-long period of a scope of several units); otherwise it is
+    informational: a month's value, or one unit's 0 or 1, is no miss of a target (kpis.md v1.1).
+    """
     targets.reload_if_changed()
     return [
         figure(
             kpi.id,
             counts.get(kpi.id, (0, 0)),
-            targets.for_unit(kpi.id, unit_id=unit_id, level=level, year=year),
+            None
+            if kpi.yearly and not judge_yearly
+            else targets.for_unit(kpi.id, unit_id=unit_id, level=level, year=year),
         )
         for kpi in KPIS
     ]
+
+
+def judges_yearly(scope: Scope, period: Period) -> bool:
+    """Return True if a yearly KPI is judged for this scope and period (a year, several units)."""
+    return scope.kind != "unit" and period.name.startswith(YEAR_PERIODS)
 
 
 def parse_or_400(text: str, parser: type[Period] | type[Scope]) -> Period | Scope:
@@ -242,6 +261,7 @@ async def read_kpis(
         unit_id=target_unit,
         level=target_level,
         year=parsed_period.last.year,  # a reporting year starts on 15/12 of the year before
+        judge_yearly=judges_yearly(parsed_scope, parsed_period),
     )
     if by is not None:
         target_args = (request.app.state.targets, target_unit, target_level, parsed_period.last.year)

@@ -122,6 +122,12 @@ ALLOWANCE = {  # "còn được phép <phrase>", as in the alert messages
         "{k} more overdue files without apology",
     ),
     "overdue_open": ("có {k} hồ sơ quá hạn", "{k} more overdue files"),
+    "online_report_rate": ("có {k} báo cáo không trực tuyến", "{k} more reports not filed online"),
+    "digital_inspection_rate": (
+        "có {k} cuộc kiểm tra không qua môi trường số",
+        "{k} more non-digital inspections",
+    ),
+    "units_inspected_rate": ("có {k} đơn vị chưa được kiểm tra", "{k} more units not inspected"),
 }
 COMPARATOR = {">=": "≥", ">": ">", "<=": "≤"}
 

@@ -12,8 +12,18 @@ from typing import Any
 import asyncpg
 
 LOCAL_TZ_SQL = "'Asia/Ho_Chi_Minh'"
-LIVE_SOURCES = {"cases": "cases", "documents": "documents"}
-RECOMPUTED_SOURCES = {"cases": "recomputed_cases", "documents": "recomputed_documents"}
+LIVE_SOURCES = {
+    "cases": "cases",
+    "documents": "documents",
+    "reports": "reports",
+    "inspections": "inspections",
+}
+RECOMPUTED_SOURCES = {
+    "cases": "recomputed_cases",
+    "documents": "recomputed_documents",
+    "reports": "recomputed_reports",
+    "inspections": "recomputed_inspections",
+}
 
 DIRTY = f"""
     dirty AS (
@@ -55,6 +65,15 @@ DAY_CELLS = """
         FROM {documents} m
         WHERE m.unit_id = d.unit_id AND m.sent_at >= d.t0 AND m.sent_at < d.t1 AND m.secrecy = 'normal'
           AND m.medium = 'electronic'
+        UNION ALL
+        SELECT 'online_report_rate', count(*) FILTER (WHERE r.channel = 'online' AND r.connected_to_national_system),
+               count(*)
+        FROM {reports} r
+        WHERE r.unit_id = d.unit_id AND r.submitted_at >= d.t0 AND r.submitted_at < d.t1
+        UNION ALL
+        SELECT 'digital_inspection_rate', count(*) FILTER (WHERE i.digital), count(*)
+        FROM {inspections} i
+        WHERE i.unit_id = d.unit_id AND i.completed_at >= d.t0 AND i.completed_at < d.t1
     ) k
     WHERE k.denominator > 0
 """
@@ -93,6 +112,18 @@ OVERDUE_DAYS = """
     ) o
 """
 
+# A unit was inspected on administrative reform that local day (it is the inspected unit: kpis.md v1.1).
+INSPECTED_DAYS = """
+    WITH {dirty}
+    SELECT DISTINCT d.unit_id, d.day
+    FROM dirty d
+    WHERE EXISTS (
+        SELECT 1 FROM {inspections} i
+        WHERE i.inspected_unit_id = d.unit_id AND i.topic = 'administrative_reform'
+          AND i.completed_at >= d.t0 AND i.completed_at < d.t1
+    )
+"""
+
 CELL_TABLES = {
     "kpi_day_cells": (DAY_CELLS, ["unit_id", "day", "kpi", "numerator", "denominator"], "unit_id, kpi, day"),
     "procedure_days": (
@@ -101,6 +132,7 @@ CELL_TABLES = {
         "unit_id, day, procedure_code",
     ),
     "overdue_days": (OVERDUE_DAYS, ["unit_id", "day", "case_id", "apologized"], "unit_id, day, case_id"),
+    "inspected_days": (INSPECTED_DAYS, ["unit_id", "day"], "unit_id, day"),
 }
 
 
@@ -200,6 +232,12 @@ OTHER_ROLLUPS = """
     UNION ALL
     SELECT 'overdue_open', count(*), 0 FROM cases
     WHERE unit_id = ANY($1::text[]) AND closed_at IS NULL AND paused_since IS NULL AND deadline < $4
+    UNION ALL
+    SELECT 'units_inspected_rate',
+           count(*) FILTER (WHERE EXISTS (SELECT 1 FROM inspected_days i
+                                         WHERE i.unit_id = u.unit_id AND i.day BETWEEN $2 AND $3)),
+           count(*)
+    FROM units u WHERE u.unit_id = ANY($1::text[])
 """
 
 
@@ -252,6 +290,11 @@ async def fetch_unit_rollups(
         WHERE closed_at IS NULL AND paused_since IS NULL AND deadline < $3 AND unit_id IS NOT NULL
           AND ($4::text[] IS NULL OR unit_id = ANY($4))
         GROUP BY unit_id
+        UNION ALL
+        SELECT u.unit_id, 'units_inspected_rate',
+               (EXISTS (SELECT 1 FROM inspected_days i WHERE i.unit_id = u.unit_id AND i.day BETWEEN $1 AND $2))::int,
+               1
+        FROM units u WHERE ($4::text[] IS NULL OR u.unit_id = ANY($4))
         """,
         first,
         last,
@@ -283,12 +326,17 @@ async def rebuild_recomputed_sources(connection: asyncpg.Connection) -> None:
     """Fold the raw event store into session temp tables (independently of ingest's fold)."""
     await connection.execute(
         """
-        DROP TABLE IF EXISTS recomputed_cases, recomputed_documents;
+        DROP TABLE IF EXISTS recomputed_cases, recomputed_documents, recomputed_reports, recomputed_inspections;
         CREATE TEMP TABLE recomputed_cases AS SELECT * FROM case_states_from_events();
         CREATE TEMP TABLE recomputed_documents AS SELECT * FROM documents_from_events();
+        CREATE TEMP TABLE recomputed_reports AS SELECT * FROM reports_from_events();
+        CREATE TEMP TABLE recomputed_inspections AS SELECT * FROM inspections_from_events();
         CREATE INDEX ON recomputed_cases (unit_id, received_at);
         CREATE INDEX ON recomputed_documents (unit_id, sent_at);
-        ANALYZE recomputed_cases, recomputed_documents;
+        CREATE INDEX ON recomputed_reports (unit_id, submitted_at);
+        CREATE INDEX ON recomputed_inspections (unit_id, completed_at);
+        CREATE INDEX ON recomputed_inspections (inspected_unit_id, completed_at);
+        ANALYZE recomputed_cases, recomputed_documents, recomputed_reports, recomputed_inspections;
         """
     )
 
@@ -329,6 +377,11 @@ async def fetch_source_pairs(
         f"SELECT unit_id, (unnest(overdue_at || ARRAY[greatest(deadline, clock_since)]){local} FROM {sources['cases']} WHERE deadline IS NOT NULL"
     )
     parts.append(f"SELECT unit_id, (sent_at{local} FROM {sources['documents']}")
+    parts.append(f"SELECT unit_id, (submitted_at{local} FROM {sources['reports']}")
+    parts += [
+        f"SELECT {column}, (completed_at{local} FROM {sources['inspections']}"
+        for column in ("unit_id", "inspected_unit_id")
+    ]
     rows = await connection.fetch(
         f"SELECT DISTINCT unit_id, day FROM ({' UNION '.join(parts)}) p "
         "WHERE unit_id IS NOT NULL AND day BETWEEN $1 AND $2",
@@ -433,3 +486,23 @@ async def fetch_procedure_names(connection: asyncpg.Connection) -> dict[str, tup
     """Return the catalogue: (name, field) per procedure code."""
     rows = await connection.fetch("SELECT procedure_code, name, field FROM procedures")
     return {row["procedure_code"]: (row["name"], row["field"]) for row in rows}
+
+
+FIRST_EVENT_TABLES = {  # table -> (its key, the recomputed temp table)
+    "reports": ("report_id", "recomputed_reports"),
+    "inspections": ("inspection_id", "recomputed_inspections"),
+}
+
+
+async def fetch_first_event_differences(connection: asyncpg.Connection, *, table: str) -> list[str]:
+    """Return the ids of reports (or inspections) whose live row differs from the recomputed one."""
+    key, recomputed = FIRST_EVENT_TABLES[table]
+    rows = await connection.fetch(
+        f"""
+        SELECT coalesce(l.{key}, r.{key}) AS id
+        FROM {table} l FULL JOIN {recomputed} r USING ({key})
+        WHERE l IS DISTINCT FROM r
+        ORDER BY 1
+        """
+    )
+    return [row["id"] for row in rows]

@@ -10,7 +10,7 @@ import asyncpg
 from pydantic import BaseModel
 
 from services.metrics import queries, report_queries
-from services.metrics.api import KpiFigure, UnitTree, figures
+from services.metrics.api import KpiFigure, UnitTree, figures, judges_yearly
 from services.metrics.periods import Period, Scope, report_year
 from shared.kpis import KPIS, LOCAL_TZ
 from shared.targets import Targets
@@ -181,7 +181,14 @@ async def build_report(
         connection, unit_ids=unit_ids, first=period.first, last=period.last, now=now
     )
     year = report_year(period)
-    kpis = figures(counts, targets, unit_id=target_unit, level=target_level, year=year)
+    kpis = figures(
+        counts,
+        targets,
+        unit_id=target_unit,
+        level=target_level,
+        year=year,
+        judge_yearly=judges_yearly(scope, period),
+    )
     progress("Đơn vị không đạt / units below target")
     below = await units_below_target(connection, tree, unit_ids, period, targets, now)
     issuer, scope_name = issuer_and_name(tree, scope)

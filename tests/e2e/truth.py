@@ -25,6 +25,8 @@ class Tally:
     counts: Counts = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     procedures: dict[str, dict[str, bool]] = field(default_factory=lambda: defaultdict(dict))
     overdue: dict[str, dict[str, bool]] = field(default_factory=lambda: defaultdict(dict))
+    inspected: set[str] = field(default_factory=set)
+    unit_ids: tuple[str, ...] = ()
 
     def add(self, unit: str, kpi: str, good: bool) -> None:
         self.counts[(unit, kpi)][0] += int(good)
@@ -36,6 +38,8 @@ class Tally:
             result[(unit, "online_offer_rate")] = (sum(codes.values()), len(codes))
         for unit, cases in self.overdue.items():
             result[(unit, "apology_coverage")] = (sum(cases.values()), len(cases))
+        for unit in self.unit_ids:  # every registry unit is in the denominator, inspected or not
+            result[(unit, "units_inspected_rate")] = (int(unit in self.inspected), 1)
         return result
 
 
@@ -44,19 +48,29 @@ def parse(value: str) -> datetime:
 
 
 def expected_counts(
-    truth: list[dict[str, Any]], month: str, now: datetime
+    truth: list[dict[str, Any]], month: str, now: datetime, unit_ids: tuple[str, ...] = ()
 ) -> dict[tuple[str, str], tuple[int, int]]:
-    """Every v1 ratio KPI's counts per unit for one local month, from the good messages sent."""
-    tally = Tally(month)
+    """Every v1.1 ratio KPI's counts per unit for one local month, from the good messages sent."""
+    tally = Tally(month, unit_ids=unit_ids)
     cases: dict[str, list[dict[str, Any]]] = defaultdict(list)
     documents: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    reports: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    inspections: dict[str, list[dict[str, Any]]] = defaultdict(list)
     seen: set[str] = set()
     for line in truth:
         event = line.get("event")
         if line["expected_reason"] is not None or event is None or event["event_id"] in seen:
             continue
         seen.add(event["event_id"])
-        (cases[event["case_id"]] if "case_id" in event else documents[event["document_id"]]).append(event)
+        if "case_id" in event:
+            cases[event["case_id"]].append(event)
+        elif "document_id" in event:
+            documents[event["document_id"]].append(event)
+        elif "report_id" in event:
+            reports[event["report_id"]].append(event)
+        else:
+            inspections[event["inspection_id"]].append(event)
+    count_reports_and_inspections(tally, reports, inspections)
     for events in cases.values():
         count_case(tally, sorted(events, key=lambda e: parse(e["occurred_at"])), now)
     for events in documents.values():
@@ -116,3 +130,25 @@ def count_case(tally: Tally, events: list[dict[str, Any]], now: datetime) -> Non
             crossings.append(max(due, since))
     if any(month_of(c) == tally.month for c in crossings):
         tally.overdue[unit][events[0]["case_id"]] = apologized
+
+
+def first_event(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The event that counts: earliest occurred_at, ties to the lowest event_id."""
+    return min(events, key=lambda e: (parse(e["occurred_at"]), e["event_id"]))
+
+
+def count_reports_and_inspections(
+    tally: Tally, reports: dict[str, list[dict[str, Any]]], inspections: dict[str, list[dict[str, Any]]]
+) -> None:
+    """kpis.md v1.1: each report and inspection once, in the month of its first event."""
+    for events in reports.values():
+        first = first_event(events)
+        if month_of(parse(first["occurred_at"])) == tally.month:
+            good = first["channel"] == "online" and first["connected_to_national_system"]
+            tally.add(first["unit_id"], "online_report_rate", good)
+    for events in inspections.values():
+        first = first_event(events)
+        if month_of(parse(first["occurred_at"])) == tally.month:
+            tally.add(first["unit_id"], "digital_inspection_rate", first["digital"])
+            if first["topic"] == "administrative_reform":
+                tally.inspected.add(first["inspected_unit_id"])

@@ -46,7 +46,16 @@ from tests.conftest import (
     prepare_topics,
     produce,
 )
-from tests.factories import case_event, document_sent, encode, random_id, received, small_registry
+from tests.factories import (
+    case_event,
+    document_sent,
+    encode,
+    inspection_completed,
+    random_id,
+    received,
+    report_submitted,
+    small_registry,
+)
 
 LOCAL = ZoneInfo("Asia/Ho_Chi_Minh")
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -69,6 +78,8 @@ COUNTS: dict[str, dict[str, tuple[int, int]]] = {
         "portal_sync_rate": (1, 6),  # A1 synced
         "paperless_rate": (19, 20),  # 19 electronic, 1 paper; the secret one is out: 95% = commune target
         "signed_rate": (18, 19),
+        "online_report_rate": (3, 4),  # 3 online through the national system, 1 on paper
+        "units_inspected_rate": (1, 1),  # inspected on administrative reform by p.agency
     },
     C2: {
         "on_time_rate": (1, 1),
@@ -86,6 +97,8 @@ COUNTS: dict[str, dict[str, tuple[int, int]]] = {
         "portal_sync_rate": (0, 3),
         "paperless_rate": (10, 10),
         "signed_rate": (10, 10),
+        "online_report_rate": (1, 1),
+        "digital_inspection_rate": (1, 2),  # of b.c1 (digital) and b.c2 (not)
     },
 }
 PROVINCE_OFFER = (2, 3)  # distinct procedure codes over the province: 1.001, 2.002 online; 3.003 not
@@ -113,6 +126,18 @@ class Clock:
     def minutes_left_in_month(self) -> float:
         following = (self.month_start + timedelta(days=32)).replace(day=1)
         return (following - self.now).total_seconds() / 60
+
+
+def oversight_set(clock: Clock) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Reports and inspections behind COUNTS."""
+    reports = [report_submitted(random_id("bc"), C1, clock.at(0.3)) for _ in range(3)]
+    reports += [report_submitted(random_id("bc"), C1, clock.at(0.3), channel="paper", connected=False)]
+    reports += [report_submitted(random_id("bc"), AGENCY, clock.at(0.3))]
+    inspections = [
+        inspection_completed(random_id("kt"), AGENCY, C1, clock.at(0.35), digital=True),
+        inspection_completed(random_id("kt"), AGENCY, C2, clock.at(0.35), topic="other"),
+    ]
+    return reports, inspections
 
 
 def event_set(clock: Clock) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -176,7 +201,8 @@ class Oracle:
     series: dict[str, Series] = field(default_factory=dict)
 
     def count(self, unit: str, kpi: str) -> tuple[int, int]:
-        return COUNTS.get(unit, {}).get(kpi, (0, 0))
+        # units_inspected_rate: every registry unit is in its own denominator (none is inspected here)
+        return COUNTS.get(unit, {}).get(kpi, (0, 1) if kpi in r.YEARLY else (0, 0))
 
     def target(self, unit: str, kpi: str) -> Target | None:
         return self.targets.for_unit(kpi, unit_id=unit, level=LEVELS[unit], year=self.day.year)
@@ -205,7 +231,7 @@ class Oracle:
                     if value is None:
                         continue
                     s[r.VALUE][key] = value
-                    if target is not None:
+                    if target is not None and not (kpi.yearly and period == "month"):
                         s[r.GAP][key] = -(value - target.value) if kpi.is_count else value - target.value
                         s[r.BELOW][key] = float(below(value, target))
 
@@ -222,7 +248,7 @@ class Oracle:
                 key = labels(unit_id=unit, kpi=kpi.id, period="month")
                 if kpi.is_count and target is not None:
                     allowed, failures = target.value, float(n)
-                elif target is not None and d > 0:
+                elif target is not None and d > 0 and not kpi.yearly:
                     forecast = float(d) * month_days / self.day.day
                     s[r.FORECAST][key] = forecast
                     if target.comparator == ">=":
@@ -463,7 +489,10 @@ async def wait_for(predicate: Callable[[], Any], what: str, timeout: float, tail
     raise AssertionError(f"{what} not reached within {timeout}s\n{tail()}")
 
 
-EVENT_TABLES = "events, event_ids, cases, documents, kpi_day_cells, procedure_days, overdue_days"
+EVENT_TABLES = (
+    "events, event_ids, cases, documents, reports, inspections, kpi_day_cells, procedure_days, overdue_days, "
+    "inspected_days"
+)
 ALERT_TABLES = "alert_states, alert_events, notifications, acknowledgements, alerts"
 
 
@@ -501,6 +530,13 @@ async def stack(
                 alerts_error = str(exc)
             await insert_alert_history(database)
         cases, documents = event_set(clock)
+        reports, inspections = oversight_set(clock)
+        await produce(
+            kafka_bootstrap, runner.topic_prefix + topics.REPORT_EVENTS, [encode(e) for e in reports]
+        )
+        await produce(
+            kafka_bootstrap, runner.topic_prefix + topics.INSPECTION_EVENTS, [encode(e) for e in inspections]
+        )
         await produce(kafka_bootstrap, runner.topic_prefix + topics.CASE_EVENTS, [encode(e) for e in cases])
         await produce(
             kafka_bootstrap, runner.topic_prefix + topics.DOCUMENT_EVENTS, [encode(d) for d in documents]
@@ -681,7 +717,9 @@ def province_counts() -> dict[str, tuple[int, int]]:
         for kpi, (n, d) in by_kpi.items():
             before = summed.get(kpi, (0, 0))
             summed[kpi] = (before[0] + n, before[1] + d)
-    return {**summed, "online_offer_rate": PROVINCE_OFFER}
+    # units_inspected_rate: units inspected (by union) over every registry unit, never a sum
+    inspected = sum(by_kpi.get("units_inspected_rate", (0, 0))[0] for by_kpi in COUNTS.values())
+    return {**summed, "online_offer_rate": PROVINCE_OFFER, "units_inspected_rate": (inspected, len(LEVELS))}
 
 
 ANY = object()  # a column whose value the test does not fix (e.g. a now() default)
@@ -713,7 +751,10 @@ def sql_expectations(clock: Clock) -> dict[str, Callable[[str | None], list[tupl
         C2: "Đơn vị b.c2",
     }
     order = ["p", AGENCY, "p.district", C1, C2]
-    targeted = [k for k in KPIS if not k.is_count and k.id in load_board_targets().comparators]
+    # ranked per month: units_inspected_rate is judged on years only
+    targeted = [
+        k for k in KPIS if not k.is_count and not k.yearly and k.id in load_board_targets().comparators
+    ]
     return {
         sql.OFFER_RATE_THIS_MONTH: lambda unit: [(PROVINCE_OFFER[0] / PROVINCE_OFFER[1],)],
         sql.monthly_trend(unit_filter=False): lambda unit: trend_rows(province_counts(), month),

@@ -53,7 +53,9 @@ async def test_every_event_type_is_stored_with_every_field_and_reconciled(
     database: MigratedDatabase, service_runner: ServiceRunner, admin_db: asyncpg.Connection
 ) -> None:
     await load_registry(database, small_registry("c1"))
-    await admin_db.execute("TRUNCATE events, event_ids, cases, documents")  # _stored counts every event
+    await admin_db.execute(
+        "TRUNCATE events, event_ids, cases, documents, reports, inspections"
+    )  # _stored counts every event
     case_id, events = every_case_event_type("c1")
     refused_id, withdrawn_id = random_id("hs"), random_id("hs")
     events += [
@@ -120,7 +122,7 @@ async def test_resent_and_replayed_events_change_nothing(
     database: MigratedDatabase, service_runner: ServiceRunner, admin_db: asyncpg.Connection
 ) -> None:
     await load_registry(database, small_registry("c2"))
-    await admin_db.execute("TRUNCATE events, event_ids, cases, documents")
+    await admin_db.execute("TRUNCATE events, event_ids, cases, documents, reports, inspections")
     _, events = every_case_event_type("c2")
     documents = [document_sent(random_id("vb"), "c2", at("2021-03-04 10:00"))]
     ingest = await service_runner.start("ingest")

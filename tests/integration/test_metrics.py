@@ -123,7 +123,8 @@ async def pipeline(
     database: MigratedDatabase, service_runner: ServiceRunner, admin_db: asyncpg.Connection, viewer_token: str
 ) -> ServiceProcess:
     await admin_db.execute(
-        "TRUNCATE events, event_ids, cases, documents, kpi_day_cells, procedure_days, overdue_days"
+        "TRUNCATE events, event_ids, cases, documents, reports, inspections, kpi_day_cells, procedure_days, "
+        "overdue_days, inspected_days"
     )
     await load_registry(database, small_registry(COMMUNE, OTHER))
     await service_runner.start("ingest")

@@ -243,7 +243,8 @@ async def pipeline(
     database: MigratedDatabase, service_runner: ServiceRunner, admin_db: asyncpg.Connection, viewer_token: str
 ) -> ServiceProcess:
     await admin_db.execute(
-        "TRUNCATE events, event_ids, cases, documents, kpi_day_cells, procedure_days, overdue_days"
+        "TRUNCATE events, event_ids, cases, documents, reports, inspections, kpi_day_cells, procedure_days, "
+        "overdue_days, inspected_days"
     )
     await load_registry(database, small_registry(COMMUNE, OTHER))
     await service_runner.start("ingest")
@@ -355,7 +356,8 @@ async def test_the_two_level_registry_of_2025(
     tmp_path: Path,
 ) -> None:
     await admin_db.execute(
-        "TRUNCATE events, event_ids, cases, documents, kpi_day_cells, procedure_days, overdue_days"
+        "TRUNCATE events, event_ids, cases, documents, reports, inspections, kpi_day_cells, procedure_days, "
+        "overdue_days, inspected_days"
     )
     registry = read_registry(REPO / "deploy" / "units" / "ha-tinh-2025.yaml")
     await load_registry(database, registry)

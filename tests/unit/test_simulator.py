@@ -57,7 +57,8 @@ def reason_of(event: SimEvent, unit_ids: frozenset[str] = UNIT_IDS) -> str | Non
     outcome = parse_event(event.topic, event.value)
     if isinstance(outcome, Rejection):
         return outcome.reason
-    return None if outcome.unit_id in unit_ids else "unknown_unit"
+    named = [outcome.unit_id, getattr(outcome, "inspected_unit_id", outcome.unit_id)]
+    return None if all(unit_id in unit_ids for unit_id in named) else "unknown_unit"
 
 
 def parsed(events: list[SimEvent]) -> list[Event]:
@@ -106,6 +107,8 @@ def test_every_event_type_of_the_contract_appears_in_a_month() -> None:
         "rated",
         "synced",
         "sent",
+        "report_submitted",
+        "inspection_completed",
     }
 
 
