@@ -161,10 +161,11 @@ async def timestamps_at(
     probe: AIOKafkaConsumer, offsets: Mapping[TopicPartition, int]
 ) -> dict[TopicPartition, float]:
     """Return the broker timestamp (Unix seconds) of the record at each offset, reading one record each."""
+    wanted = set(offsets)
+    if probe.assignment() != wanted:  # aiokafka logs every assignment change: change only when needed
+        probe.assign(list(wanted))
     if not offsets:
-        probe.assign([])
         return {}
-    probe.assign(list(offsets))
     for tp, offset in offsets.items():
         probe.seek(tp, offset)
     found: dict[TopicPartition, float] = {}

@@ -145,7 +145,12 @@ async def province_page(request: Request, scope: str = "province") -> Response:
         read_year_and_trend(pool, unit_ids, months, year, today),
     )
     year_kpis = api.figures(
-        year_counts, request.app.state.targets, unit_id=target_unit, level=target_level, year=year.last.year
+        year_counts,
+        request.app.state.targets,
+        unit_id=target_unit,
+        level=target_level,
+        year=year.last.year,
+        judge_yearly=api.judges_yearly(parsed, year),  # as the API judges the same scope and year
     )
     in_scope = set(unit_ids)
     units = [unit for unit in all_units if unit.unit_id in in_scope]

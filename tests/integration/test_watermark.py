@@ -171,7 +171,6 @@ async def test_a_stalled_partition_sends_no_overdue_notice_for_cases_resolved_in
         "DVC_WATERMARK_GRACE_SECONDS": str(STALL_GRACE),
         "DVC_WATERMARK_HOLD_SECONDS": str(HOLD),
     }
-    await harness.start(DVC_ALERTS_OFFICE_HOURS="00:00-24:00", **timing)
     ingest = await runner.start("ingest", **timing)
     now = datetime.now(UTC)
     deadline = now + timedelta(seconds=15)
@@ -193,6 +192,10 @@ async def test_a_stalled_partition_sends_no_overdue_notice_for_cases_resolved_in
     await wait_until(stored, timeout=30)
     await asyncio.sleep(1.5)  # a lag measurement with nothing waiting: complete up to now
     assert ingest.stop() in (0, -signal.SIGTERM)
+    # Alerts starts once the data is known to lag: had it started earlier, its first morning digest
+    # would (truly) list these cases as due soon, and the day's one digest would be spent.
+    await asyncio.sleep(HOLD + 1)
+    await harness.start(DVC_ALERTS_OFFICE_HOURS="00:00-24:00", **timing)
     # Resolved before the deadline, but waiting in Kafka while ingest is down.
     await produce(
         runner.kafka_bootstrap,
