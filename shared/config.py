@@ -52,6 +52,10 @@ class Settings(KafkaSettings):
     PAGES_SIGNING_KEY: SecretStr | None = None
     PAGES_LINK_DAYS: float = 30.0
     ALERTS_URL: str = "http://127.0.0.1:8003"  # where people reach the alerts service (acknowledge links)
+    # "Sắp đến hạn" (alerts' digests and the unit pages of metrics): open cases due within this many
+    # working days, each with the median processing days of the unit x procedure over the lookback
+    ALERTS_DUE_SOON_WORKING_DAYS: int = 3
+    ALERTS_PROCESSING_LOOKBACK_DAYS: int = 90
     # Consumer lag and the completeness watermark (shared/lag.py, shared/watermark.py): how often each
     # consumer asks the broker for its lag; the grace subtracted from the broker timestamp of a waiting
     # record for upstream delivery; how far the data may lag before no notification is sent.
@@ -121,8 +125,6 @@ class AlertsSettings(Settings):
     # the first message waits this long after the first change, the next ones at least the interval
     ALERTS_GROUP_WAIT_SECONDS: float = 30.0
     ALERTS_GROUP_INTERVAL_SECONDS: float = 300.0
-    ALERTS_DUE_SOON_WORKING_DAYS: int = 3  # digests list open cases due within this many working days
-    ALERTS_PROCESSING_LOOKBACK_DAYS: int = 90  # "usually takes": median of the unit x procedure's cases
     ALERTS_CHANNEL_TIMEOUT_SECONDS: float = 10.0
 
     @field_validator("ALERTS_SIGNING_KEY", "WEBHOOK_SECRET")

@@ -85,6 +85,14 @@ def unit_board(targets: BoardTargets) -> Json:
         width=18,
         height=9,
     )
+    late_procedures = table(
+        "Thủ tục gây trễ hạn",
+        "Thủ tục có hồ sơ giải quyết trễ hạn trong tháng này hoặc đang quá hạn, nhiều nhất trước (như trang "
+        "đơn vị). / Procedures with files resolved late this month or overdue now, the most first.",
+        [pg(sql.LATE_PROCEDURES)],
+        height=8,
+        decimals=0,
+    )
     trend = time_series(
         "Xu hướng theo tháng — đơn vị",
         "Tỷ lệ mỗi tháng của đơn vị, từ số liệu ngày trong PostgreSQL. / The unit's monthly ratios.",
@@ -118,9 +126,19 @@ def unit_board(targets: BoardTargets) -> Json:
     return dashboard(
         "dvc-unit",
         "Đơn vị",
-        "Chi tiết một đơn vị: chỉ số, hồ sơ quá hạn, cảnh báo, số trường hợp còn được phép không đạt. "
+        "Chi tiết một đơn vị: chỉ số, hồ sơ quá hạn, thủ tục gây trễ hạn, cảnh báo, số trường hợp còn được "
+        "phép không đạt. "
         "/ Unit drill-down.",
-        [[info], [month], [overdue_count, overdue_list], budget_panels(targets), [year], [trend], [alerts]],
+        [
+            [info],
+            [month],
+            [overdue_count, overdue_list],
+            [late_procedures],
+            budget_panels(targets),
+            [year],
+            [trend],
+            [alerts],
+        ],
         time_from="now-1y",
         refresh="1m",
         variables=[variable_sql("unit", "Đơn vị", sql.UNIT_VARIABLE)],

@@ -61,6 +61,29 @@ ORDER BY c.deadline
 LIMIT 500
 """
 
+# Per procedure, as the unit page's list (metrics' by=procedure figures): resolved late this local month
+# (on_time_rate's denominator minus its numerator) and open past the deadline now (overdue_open).
+LATE_PROCEDURES = f"""
+WITH counts AS (
+  SELECT c.procedure_code,
+         count(*) FILTER (
+           WHERE c.close_type = 'resolved' AND c.timeliness NOT IN ('early', 'on_time')
+             AND c.closed_at >= ({MONTH_START}::timestamp AT TIME ZONE {LOCAL_TZ})
+             AND c.closed_at < (({MONTH_START} + interval '1 month')::timestamp AT TIME ZONE {LOCAL_TZ})
+         ) AS late,
+         count(*) FILTER (WHERE c.closed_at IS NULL AND c.paused_since IS NULL AND c.deadline < now()) AS overdue
+  FROM reporting.cases c
+  WHERE c.unit_id = {UNIT}
+  GROUP BY c.procedure_code
+)
+SELECT coalesce(c.procedure_code, '—') AS "Mã TTHC", coalesce(p.name, 'chưa có trong danh mục') AS "Tên thủ tục",
+       c.late AS "Giải quyết trễ hạn (tháng)", c.overdue AS "Đang quá hạn"
+FROM counts c LEFT JOIN reporting.procedures p ON p.procedure_code = c.procedure_code
+WHERE c.late > 0 OR c.overdue > 0
+ORDER BY c.late + c.overdue DESC, c.procedure_code
+LIMIT 50
+"""
+
 OFFER_RATE_THIS_MONTH = f"""
 SELECT count(DISTINCT procedure_code) FILTER (WHERE online)::float8
        / nullif(count(DISTINCT procedure_code), 0) AS "Tỷ lệ"

@@ -7,21 +7,16 @@ today: a backfill of 2021 is stored by metrics yet pages nobody, while last mont
 still count. Pace is calendar time (weekends included), floored at one day so that the first hours of
 a period do not extrapolate a handful of files to thousands.
 
-Working time gates only non-urgent notices (daily digests) and counts the "due soon" horizon of
-digests: a working day is Monday to Friday, minus Vietnamese public holidays (the `holidays` package, substituted days off included), with the
-`holiday_overrides` table on top (the government's yearly swaps: a Saturday made a working day, a
-bridge day made a day off); office hours are local windows such as "07:30-11:30,13:30-17:00".
+Working time gates only non-urgent notices (daily digests): working days (shared/workdays.py, also
+the "due soon" horizon) and office hours, local windows such as "07:30-11:30,13:30-17:00".
 """
 
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from functools import lru_cache
 
-import holidays
-
-from shared.kpis import LOCAL_TZ
+from shared.workdays import is_working_day, local_now, start_of
 
 WINDOW = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 
@@ -52,16 +47,6 @@ def parse_period(name: str) -> Period:
     raise ValueError(f"kỳ không hợp lệ / invalid period {name!r}: expected month:YYYY-MM or year:YYYY")
 
 
-def local_now(now: datetime) -> datetime:
-    """Return `now` in local time."""
-    return now.astimezone(LOCAL_TZ)
-
-
-def start_of(day: date) -> datetime:
-    """Return local midnight at the start of `day`."""
-    return datetime.combine(day, time(0), LOCAL_TZ)
-
-
 def in_lookback(period: Period, now: datetime, lookback_days: int) -> bool:
     """Return True if the period has started and ended at most `lookback_days` days ago."""
     today = local_now(now).date()
@@ -89,19 +74,6 @@ def parse_office_hours(text: str) -> tuple[tuple[time, time], ...]:
     return tuple(windows)
 
 
-@lru_cache(maxsize=8)
-def public_holidays(year: int) -> frozenset[date]:
-    """Return Vietnam's public holidays of a year (the `holidays` package)."""
-    return frozenset(holidays.country_holidays("VN", years=year))
-
-
-def is_working_day(day: date, overrides: Mapping[date, bool]) -> bool:
-    """Return True on a working day: an override wins, else Mon-Fri that is not a public holiday."""
-    if day in overrides:
-        return overrides[day]
-    return day.weekday() < 5 and day not in public_holidays(day.year)
-
-
 def is_office_time(
     now: datetime, office_hours: tuple[tuple[time, time], ...], overrides: Mapping[date, bool]
 ) -> bool:
@@ -110,23 +82,3 @@ def is_office_time(
     if not is_working_day(local.date(), overrides):
         return False
     return any(start <= local.time() < end for start, end in office_hours)
-
-
-def working_day_after(day: date, count: int, overrides: Mapping[date, bool]) -> date:
-    """Return the `count`-th working day after `day` (count >= 1): Friday + 1 is Monday, or Tuesday when
-    that Monday is a holiday."""
-    found, current = 0, day
-    while found < count:
-        current += timedelta(days=1)
-        found += is_working_day(current, overrides)
-    return current
-
-
-def due_soon_limits(
-    now: datetime, working_days: int, overrides: Mapping[date, bool]
-) -> tuple[datetime, datetime]:
-    """Return the ends (local midnight after) of the next working day and of the `working_days`-th one."""
-    today = local_now(now).date()
-    first = working_day_after(today, 1, overrides)
-    last = working_day_after(today, max(1, working_days), overrides)
-    return start_of(first + timedelta(days=1)), start_of(last + timedelta(days=1))

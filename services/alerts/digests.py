@@ -17,10 +17,11 @@ from typing import Any
 import asyncpg
 
 from services.alerts import queries
-from services.alerts.calendar import due_soon_limits, local_now, parse_period
+from services.alerts.calendar import parse_period
 from services.alerts.lifecycle import Engine
 from services.alerts.messages import DigestCase, DueSoonCase
 from services.alerts.notices import DigestContent, Row, head_digest_rows
+from shared.workdays import due_soon_limits, local_now
 
 
 async def digest_contents(

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.alerts.calendar import local_now, parse_period
+from services.alerts.calendar import parse_period
 from shared.kpis import KPI_BY_ID
+from shared.workdays import local_now
 
 # C0/C1 controls (newlines included), zero-width and direction marks, line/paragraph separators,
 # bidirectional embeddings, overrides and isolates, byte-order mark

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from services.alerts.calendar import local_now
 from services.alerts.directory import Unit
 from services.alerts.messages import (
     ID_LIMIT,
@@ -38,6 +37,7 @@ from services.alerts.messages import (
 from services.alerts.signing import ack_url, dashboard_url
 from shared.kpis import KPI_BY_ID
 from shared.pagelinks import page_token, unit_page_url
+from shared.workdays import local_now
 
 Row = dict[str, Any]
 CHANNELS = ("email", "webhook", "grafana")

@@ -25,7 +25,7 @@ import asyncpg
 from prometheus_client import Gauge
 
 from services.alerts import queries
-from services.alerts.calendar import in_lookback, is_office_time, local_now, parse_office_hours, parse_period
+from services.alerts.calendar import in_lookback, is_office_time, parse_office_hours, parse_period
 from services.alerts.delivery import active_silences, refresh_delivery_gauges
 from services.alerts.digests import digest_contents
 from services.alerts.directory import Unit
@@ -34,6 +34,7 @@ from services.alerts.lifecycle import Engine, Observation, apply_observations, q
 from services.alerts.notices import AlertRef, DigestContent, alert_rows, head_digest_key, head_digest_rows
 from services.alerts.rules import BELOW, STATES, silenced_until
 from shared.backoff import Retrying, repeat_forever
+from shared.workdays import local_now
 
 logger = logging.getLogger(__name__)
 

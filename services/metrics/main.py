@@ -39,6 +39,8 @@ def create(settings: Settings) -> FastAPI:
             "alerts_url": settings.ALERTS_URL,
             "topic_prefix": settings.TOPIC_PREFIX,
             "hold_seconds": settings.WATERMARK_HOLD_SECONDS,
+            "due_soon_days": settings.ALERTS_DUE_SOON_WORKING_DAYS,
+            "processing_lookback_days": settings.ALERTS_PROCESSING_LOOKBACK_DAYS,
         },
         background=[
             partial(

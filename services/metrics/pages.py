@@ -26,6 +26,7 @@ from services.metrics.pagetext import pick_lang, stamp, translator
 from services.metrics.periods import Period, current_periods, local_today, next_month, parse_scope
 from shared.auth import Principal, find_token
 from shared.pagelinks import InvalidPageLink, PageGrant, read_page_token
+from shared.workdays import due_soon_limits
 
 router = APIRouter(prefix="/pages", include_in_schema=False)
 COOKIE = "dvc_pages_token"
@@ -298,6 +299,7 @@ async def unit_page(request: Request, unit_id: str, t: str = "") -> Response:
         as_of = await page_queries.fetch_latest_count_time(
             connection, since=today - timedelta(days=2), unit_id=unit_id
         )
+        due_soon, next_end = await read_due_soon(request, connection, unit_id)
     row = tree.rows[unit_id]
     return render(
         request,
@@ -312,6 +314,9 @@ async def unit_page(request: Request, unit_id: str, t: str = "") -> Response:
         year=year.first.year,
         overdue=overdue,
         late_procedures=pageviews.late_procedure_rows(month_report.groups or [], lang),
+        due_soon=pageviews.due_soon_rows(due_soon, next_end, lang),
+        due_soon_days=request.app.state.due_soon_days,
+        lookback_days=request.app.state.processing_lookback_days,
         alerts=pageviews.alert_rows(history, lang),
         ack_base=request.app.state.alerts_url.rstrip("/") if grant else None,
         page_token=t if grant else None,
@@ -322,6 +327,24 @@ async def unit_page(request: Request, unit_id: str, t: str = "") -> Response:
         render_ms=round((time.perf_counter() - started) * 1000),
         started=started,
     )
+
+
+async def read_due_soon(
+    request: Request, connection: asyncpg.Connection, unit_id: str
+) -> tuple[list[asyncpg.Record], datetime]:
+    """Return the unit's "Sắp đến hạn" cases as the alerts digest lists them (open, running, due by the
+    end of the ALERTS_DUE_SOON_WORKING_DAYS-th working day) and the end of the next working day."""
+    now = datetime.now(UTC)
+    overrides = await page_queries.fetch_holiday_overrides(connection)
+    next_end, last_end = due_soon_limits(now, request.app.state.due_soon_days, overrides)
+    cases = await page_queries.fetch_due_soon_cases(
+        connection,
+        unit_id=unit_id,
+        now=now,
+        until=last_end,
+        lookback_days=request.app.state.processing_lookback_days,
+    )
+    return cases, next_end
 
 
 @router.get("/login", response_model=None)

@@ -58,6 +58,19 @@ TEXT: dict[str, tuple[str, str]] = {
     "late_files": ("Giải quyết trễ hạn (tháng)", "Resolved late (month)"),
     "not_in_catalogue": ("chưa có trong danh mục", "not in the catalogue"),
     "overdue_none": ("Không có hồ sơ đang quá hạn.", "No open case file is overdue."),
+    "due_soon": ("Sắp đến hạn", "Due soon"),
+    "due_soon_note": (
+        "Hồ sơ đang xử lý, hạn đến hết ngày làm việc tiếp theo (đánh dấu) hoặc trong {n} ngày làm việc tới;"
+        " thời gian thường giải quyết là trung vị của đơn vị cho thủ tục trong {d} ngày qua.",
+        "Open, running files due by the end of the next working day (marked) or within {n} working days;"
+        " usual time is the unit's median for the procedure over the last {d} days.",
+    ),
+    "due_soon_none": ("Không có hồ sơ sắp đến hạn.", "No file is due soon."),
+    "next_working_day": ("Hết ngày làm việc tiếp theo", "By the next working day"),
+    "usual_time": ("Đơn vị thường giải quyết trong", "The unit usually takes"),
+    "usual_none": ("chưa có hồ sơ đã giải quyết", "no resolved file yet"),
+    "days": ("ngày", "days"),
+    "files": ("hồ sơ", "files"),
     "case_id": ("Mã hồ sơ", "Case id"),
     "procedure": ("Thủ tục", "Procedure"),
     "deadline": ("Hạn xử lý", "Deadline"),
@@ -156,6 +169,12 @@ def percent(value: float | None, lang: str) -> str:
     if value is None:
         return "—"
     text = f"{value * 100:.1f}%"
+    return text.replace(".", ",") if lang == "vi" else text
+
+
+def decimal(value: float, lang: str) -> str:
+    """Return "4,5" (vi) or "4.5" (en)."""
+    text = f"{value:.1f}"
     return text.replace(".", ",") if lang == "vi" else text
 
 

@@ -1,13 +1,13 @@
 """What the web pages show (pure): KPI rows, units ranked worst first, overdue cases, alerts, trends."""
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from services.metrics.api import KpiFigure, KpiGroup, OverdueCase, UnitStatus
 from services.metrics.charts import PercentFormat, TrendChart, trend_chart
-from services.metrics.pagetext import allowance, kpi_name, percent, stamp, target_text, translator
+from services.metrics.pagetext import allowance, decimal, kpi_name, percent, stamp, target_text, translator
 from services.metrics.periods import current_and_previous_report_periods
 from shared.kpis import DAY_CELL_KPIS, KPI_BY_ID
 
@@ -152,6 +152,25 @@ def late_procedure_rows(groups: list[KpiGroup], lang: str, limit: int = 10) -> l
             name = group.name if group.in_catalogue else t("not_in_catalogue")
             rows.append({"code": group.key or "—", "name": name, "late": late, "overdue": overdue})
     return sorted(rows, key=lambda row: (-int(row["late"]) - int(row["overdue"]), str(row["code"])))[:limit]
+
+
+def due_soon_rows(records: list[Any], next_end: datetime, lang: str) -> list[dict[str, Any]]:
+    """Return the "Sắp đến hạn" cases, the earliest first, each with whether it is due by the end of the
+    next working day and the unit's median processing days for its procedure."""
+    t = translator(lang)
+    return [
+        {
+            "case_id": record["case_id"],
+            "procedure": record["procedure_code"] or "—",
+            "deadline": stamp(record["deadline"], lang),
+            "deadline_iso": record["deadline"].isoformat(),
+            "next_day": record["deadline"] < next_end,
+            "usual": t("usual_none")
+            if record["median_days"] is None
+            else f"{decimal(float(record['median_days']), lang)} {t('days')} ({record['resolved']} {t('files')})",
+        }
+        for record in records
+    ]
 
 
 def alert_rows(records: list[Any], lang: str) -> list[dict[str, Any]]:

@@ -773,6 +773,10 @@ def sql_expectations(clock: Clock) -> dict[str, Callable[[str | None], list[tupl
             )
         ],
         sql.OVERDUE_CASES: lambda unit: None if unit == C1 else [],
+        # 1.001: A5 resolved late and A7 overdue at b.c1, M1 and M2 resolved late at p.agency (name: below)
+        sql.LATE_PROCEDURES: lambda unit: {C1: [("1.001", ANY, 1, 1)], AGENCY: [("1.001", ANY, 2, 0)]}.get(
+            unit or "", []
+        ),
         sql.LAST_EVENTS: lambda unit: None,
         sql.UNIT_VARIABLE: lambda unit: [(u, f"{names[u]} ({LEVEL_NAMES[LEVELS[u]]})") for u in order],
         sql.kpi_variable([k.id for k in targeted]): lambda unit: [(k.name_vi, k.id) for k in targeted],
@@ -840,11 +844,18 @@ async def test_overdue_list_and_last_events_are_exact(stack: Stack) -> None:
     try:
         overdue = await connection.fetch(expand_sql(sql.OVERDUE_CASES, unit=C1))
         last = await connection.fetch(expand_sql(sql.LAST_EVENTS))
+        late = await connection.fetch(expand_sql(sql.LATE_PROCEDURES, unit=AGENCY))
+        catalogue = await connection.fetchval(
+            "SELECT name FROM reporting.procedures WHERE procedure_code = '1.001'"
+        )
     finally:
         await connection.close()
     assert [row["Mã hồ sơ"] for row in overdue] == [OVERDUE_CASE]
     assert overdue[0]["Văn bản xin lỗi"] == "Chưa có"
     assert [row["Mã đơn vị"] for row in last] == ["p", "p.district", C1, C2, AGENCY]  # never reported first
+    assert [(row["Mã TTHC"], row["Tên thủ tục"]) for row in late] == [
+        ("1.001", catalogue or "chưa có trong danh mục")
+    ]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from cli.units import Head, Level, Registry, Unit
-from services.alerts.calendar import working_day_after
+from shared.workdays import working_day_after
 from tests.conftest import MigratedDatabase, ServiceRunner, wait_until
 from tests.faults.test_delivery import SmtpSink
 from tests.integration.test_alerts import (

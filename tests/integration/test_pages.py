@@ -9,7 +9,7 @@ import shutil
 import signal
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -26,9 +26,12 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from cli.units import Head, Level, Registry, Unit
+from services.alerts import queries as alerts_queries
 from services.metrics.periods import current_and_previous_report_periods
 from shared import topics
 from shared.auth import Role
+from shared.config import Settings
+from shared.workdays import due_soon_limits, working_day_after
 from tests.conftest import (
     MigratedDatabase,
     ServiceProcess,
@@ -106,8 +109,18 @@ def iso(moment: datetime) -> str:
     return moment.isoformat()
 
 
-def events(now: datetime) -> list[dict[str, Any]]:
-    """Files resolved today (30 of 40 late at BAD, none of 30 at GOOD), and open overdue files at BAD."""
+def due_soon_deadlines(now: datetime, overrides: dict[date, bool]) -> dict[str, datetime]:
+    """Open files at GOOD due at 10:00 on the next working day ("tomorrow") and on the 4th working day."""
+    today = now.astimezone(ICT).date()
+    return {
+        f"{GOOD}-due-next": datetime.combine(working_day_after(today, 1, overrides), time(10), ICT),
+        f"{GOOD}-due-4th": datetime.combine(working_day_after(today, 4, overrides), time(10), ICT),
+    }
+
+
+def events(now: datetime, overrides: dict[date, bool]) -> list[dict[str, Any]]:
+    """Files resolved today (30 of 40 late at BAD, none of 30 at GOOD), open overdue files at BAD, and
+    open files at GOOD due on the next working day and on the 4th one."""
     out: list[dict[str, Any]] = []
     start = max(now - timedelta(hours=3), now.astimezone(ICT).replace(day=1, hour=0, minute=1))
     for unit_id, total, late in ((BAD, 40, 30), (GOOD, 30, 0)):
@@ -131,6 +144,8 @@ def events(now: datetime) -> list[dict[str, Any]]:
                 procedure_code=f"2.00{n}",
             )
         )
+    for case_id, due in due_soon_deadlines(now, overrides).items():
+        out.append(received(case_id, GOOD, iso(now - timedelta(hours=1)), due_at=iso(due)))
     out.append(
         case_event(
             "apology_issued",
@@ -188,6 +203,7 @@ async def site(
         "TRUNCATE alert_states, alert_events, acknowledgements, notifications, alerts, silences, cases, "
         "kpi_day_cells, overdue_days, procedure_days"
     )
+    overrides = {r["day"]: r["working"] for r in await connection.fetch("SELECT * FROM holiday_overrides")}
     await connection.close()
     await load_registry(database, registry())
     mailbox, smtp_port = Mailbox(), free_port()
@@ -226,7 +242,9 @@ async def site(
             await process.wait_ready()
         now = datetime.now(UTC)
         await produce(
-            kafka_bootstrap, runner.topic_prefix + topics.CASE_EVENTS, [encode(e) for e in events(now)]
+            kafka_bootstrap,
+            runner.topic_prefix + topics.CASE_EVENTS,
+            [encode(e) for e in events(now, overrides)],
         )
         site = Site(
             processes[1], processes[2], mailbox, await create_api_token(database, Role.viewer), database
@@ -345,6 +363,46 @@ async def test_the_unit_page_from_the_mail_shows_the_api_figures_and_overdue_cas
     with pytest.raises(NoAlertPresentException):
         chrome.switch_to.alert.text  # noqa: B018 (no script ran)
     assert "&lt;script&gt;" in chrome.page_source
+
+
+async def test_the_unit_page_lists_the_cases_due_soon_as_the_digest_does(
+    site: Site, chrome: WebDriver
+) -> None:
+    sign_in(chrome, site, f"/pages/units/{GOOD}")
+    shown = [
+        (
+            row.find_element(By.CSS_SELECTOR, ".case-id").text,
+            row.find_element(By.CSS_SELECTOR, ".procedure").text,
+            row.get_attribute("data-deadline"),
+            row.find_element(By.CSS_SELECTOR, ".usual").text,
+        )
+        for row in rows(chrome, "due-soon")
+    ]
+    assert f"{GOOD}-due-next" in [case for case, *_ in shown]  # due tomorrow (next working day) 10:00
+    assert f"{GOOD}-due-4th" not in [case for case, *_ in shown]  # due in 4 working days
+    # the digest's own list for the unit: its SQL and working-day horizon, with the same settings
+    defaults = Settings.model_fields
+    connection = await asyncpg.connect(site.database.admin_dsn)
+    try:
+        overrides = {
+            r["day"]: r["working"] for r in await connection.fetch("SELECT * FROM holiday_overrides")
+        }
+        now = datetime.now(UTC)
+        _, last_end = due_soon_limits(now, defaults["ALERTS_DUE_SOON_WORKING_DAYS"].default, overrides)
+        digest = await alerts_queries.fetch_due_soon_cases(
+            connection,
+            now=now,
+            until=last_end,
+            lookback_days=defaults["ALERTS_PROCESSING_LOOKBACK_DAYS"].default,
+            unit_id=GOOD,
+        )
+    finally:
+        await connection.close()
+    assert [case for case, *_ in shown] == [row["case_id"] for row in digest]
+    for (case_id, procedure, deadline, usual), row in zip(shown, digest, strict=True):
+        assert procedure == row["procedure_code"] and datetime.fromisoformat(deadline) == row["deadline"]
+        median = f"{float(row['median_days']):.1f}".replace(".", ",")  # 30 files resolved in 30 minutes
+        assert usual == f"{median} ngày ({row['resolved']} hồ sơ)", (case_id, usual)
 
 
 async def test_acknowledging_through_the_unit_page_works_and_a_get_does_not(

@@ -10,7 +10,6 @@ from services.alerts.calendar import (
     elapsed_fraction,
     in_lookback,
     is_office_time,
-    is_working_day,
     parse_office_hours,
     parse_period,
 )
@@ -53,6 +52,7 @@ from services.alerts.stats import (
     wilson_interval,
 )
 from shared.targets import Target
+from shared.workdays import is_working_day
 
 ON_TIME = Target(">=", 0.985)
 POLICY = Policy(min_samples=20, recovery_margin=0.005, confirm_seconds=600, resolve_seconds=1800)

@@ -4,11 +4,11 @@ arithmetic of the "sắp đến hạn" horizon and its digest lines."""
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from services.alerts.calendar import due_soon_limits, start_of, working_day_after
 from services.alerts.directory import Unit
 from services.alerts.grouping import Held, coalesce
 from services.alerts.messages import DueSoonCase, render
 from services.alerts.notices import DigestContent, Links, digest_message, group_message
+from shared.workdays import due_soon_limits, start_of, working_day_after
 
 LOCAL = ZoneInfo("Asia/Ho_Chi_Minh")
 HEAD = Unit("c1", "Xã Một", "commune", "d1", "Bà Lan <Trưởng>", "lan@x.example", None)
