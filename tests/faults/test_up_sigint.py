@@ -30,7 +30,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 UP_SH = REPO / "scripts" / "up.sh"
 STOP_SECONDS = 10.0
 START_SECONDS = 150.0
-SIMULATOR_REPORTS = "Đã gửi / sent"
+# up.sh replays the history first (services not started yet), then simulates live: wait for the live part
+SIMULATOR_REPORTS = "continuing the simulation in real time"
 EVERYTHING_STOPPED = "Đã dừng tất cả / everything stopped"
 KEPT_VARIABLES = ("DVC_KAFKA_LIB_DIR",)  # the machine's Kafka jar cache: reused, never written
 
@@ -222,6 +223,11 @@ def run_up_and_interrupt(
             start_new_session=True,
         )
     wait_for_simulator(up, run.output)
+    deadline = time.monotonic() + 10  # the live simulator is started right after the message
+    while "--mode realtime" not in (commands := " ".join(p.cmdline for p in run.procs())):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     snapshot = run.procs()
     commands = " ".join(proc.cmdline for proc in snapshot)
     snapshot = [proc for proc in snapshot if proc not in keep]
