@@ -24,6 +24,9 @@ from shared.config import Settings
 from shared.kafka_auth import aiokafka_security
 
 logger = logging.getLogger(__name__)
+# The probe below reassigns its partitions at every poll while there is lag, and aiokafka logs each
+# assignment at INFO: one line every poll during any backlog or outage. Keep its warnings only.
+logging.getLogger("aiokafka.consumer.subscription_state").setLevel(logging.WARNING)
 
 LAG_MESSAGES = Gauge(
     "dvc_consumer_lag_messages",
@@ -161,11 +164,10 @@ async def timestamps_at(
     probe: AIOKafkaConsumer, offsets: Mapping[TopicPartition, int]
 ) -> dict[TopicPartition, float]:
     """Return the broker timestamp (Unix seconds) of the record at each offset, reading one record each."""
-    wanted = set(offsets)
-    if probe.assignment() != wanted:  # aiokafka logs every assignment change: change only when needed
-        probe.assign(list(wanted))
     if not offsets:
+        probe.assign([])
         return {}
+    probe.assign(list(offsets))
     for tp, offset in offsets.items():
         probe.seek(tp, offset)
     found: dict[TopicPartition, float] = {}
