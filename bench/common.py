@@ -19,8 +19,6 @@ from confluent_kafka.admin import AdminClient
 
 from cli.db import SERVICE_ROLES, migrate
 from cli.kafka import ADMIN, admin_config, ensure_acls, ensure_topics, principal, remove_prefixed
-from cli.sim.publish import publish
-from cli.sim.stream import SimEvent, generate_events
 from cli.units import read_registry, store_registry
 from services.ingest.batches import Accepted, event_record
 from services.ingest.queries import EVENT_COLUMNS
@@ -29,6 +27,8 @@ from shared.config import KafkaSettings, MigrationSettings
 from shared.db import init_connection
 from shared.events import Event, decode_body, validate_body
 from shared.kafka_auth import aiokafka_security
+from simulator.publish import publish
+from simulator.stream import SimEvent, generate_events
 
 REPO = Path(__file__).resolve().parent.parent
 REGISTRY_FILE = REPO / "deploy" / "units" / "ha-tinh-2021.yaml"

@@ -34,12 +34,12 @@ from bench.common import (
     start_service,
     wait_ready,
 )
-from cli.sim.stream import generate_events
 from cli.tokens import create_token
 from cli.units import read_registry
 from cli.web import take_screenshots
 from shared.auth import Role
 from shared.kpis import DAY_CELL_KPIS, LOCAL_TZ
+from simulator.stream import generate_events
 
 PAGES_KEY = "bench-pages-key-0123456789abcdef"
 RATES = {  # typical share of "good" per KPI, and daily volume per unit

@@ -35,10 +35,10 @@ from bench.common import (
     start_service,
     wait_ready,
 )
-from cli.sim.stream import SimEvent, generate_events
 from cli.units import read_registry
 from shared import topics
 from shared.kafka_auth import aiokafka_security
+from simulator.stream import SimEvent, generate_events
 
 
 async def metrics_caught_up(scratch: Scratch) -> bool:

@@ -14,11 +14,11 @@ import yaml
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from cli.sim import Pacer, Progress, SendStats, SimEvent, drain, generate_events, publish, record_truth
-from cli.sim.calendar import ICT
 from cli.units import Registry, read_registry
 from shared.config import KafkaSettings
 from shared.kafka_auth import KafkaCredentialsMissing
+from simulator import Pacer, Progress, SendStats, SimEvent, drain, generate_events, publish, record_truth
+from simulator.calendar import ICT
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "deploy" / "units" / "ha-tinh-2021.yaml"
 DEFAULT_SPEED = 31 * 86_400 / 300  # a month of simulated time in about five minutes

@@ -25,9 +25,9 @@ import orjson
 import pytest
 from aiosmtpd.controller import Controller
 
-from cli.sim.publish import publish
-from cli.sim.stream import generate_events, truth_line
 from cli.units import read_registry
+from simulator.publish import publish
+from simulator.stream import generate_events, truth_line
 from tests.conftest import (
     MigratedDatabase,
     ServiceRunner,

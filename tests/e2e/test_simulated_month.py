@@ -16,11 +16,11 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from cli.metrics import audit
-from cli.sim.publish import publish
-from cli.sim.stream import generate_events, truth_line
 from cli.units import read_registry
 from shared import topics
 from shared.kpis import KPIS
+from simulator.publish import publish
+from simulator.stream import generate_events, truth_line
 from tests.conftest import (
     MigratedDatabase,
     ServiceRunner,

@@ -28,11 +28,11 @@ import httpx
 import pytest
 import yaml
 
-from cli.grafana import rules as r
-from cli.grafana import sql
-from cli.grafana.alert_rules import ACTIVITY_CHANGES
-from cli.grafana.provisioning import DASHBOARDS_DIR, RULES_DIR, build_files
-from cli.grafana.thresholds import load_board_targets
+from boards import rules as r
+from boards import sql
+from boards.alert_rules import ACTIVITY_CHANGES
+from boards.provisioning import DASHBOARDS_DIR, RULES_DIR, build_files
+from boards.thresholds import load_board_targets
 from shared import topics
 from shared.kpis import KPI_BY_ID, KPIS
 from shared.targets import Target, Targets
@@ -1259,7 +1259,7 @@ def test_panel_thresholds_are_the_targets_file() -> None:
 
 
 def test_readme_pictures_are_drawn_from_the_dashboards(tmp_path: Path) -> None:
-    from cli.grafana.render import COLUMN, MARGIN, render_board
+    from boards.render import COLUMN, MARGIN, render_board
 
     for board in committed_boards():
         image = render_board(board)

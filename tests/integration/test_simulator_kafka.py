@@ -7,8 +7,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from cli.sim import Pacer, generate_events, publish, read_truth, record_truth
 from shared import topics
+from simulator import Pacer, generate_events, publish, read_truth, record_truth
 from tests.conftest import kafka_settings, read_topic
 from tests.factories import small_registry
 

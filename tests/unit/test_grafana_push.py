@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from boards.provisioning import FOLDER_TITLE, FOLDER_UID, DatasourceSettings
+from boards.push import PushError, committed_boards, push
 from cli.grafana import app
-from cli.grafana.provisioning import FOLDER_TITLE, FOLDER_UID, DatasourceSettings
-from cli.grafana.push import PushError, committed_boards, push
 
 TOKEN = "glsa_test_token"
 PASSWORD = "reader-password-for-tests"

@@ -12,10 +12,6 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cli.sim import Pacer, SimEvent, generate_events, read_truth, record_truth
-from cli.sim.bad import Breaker, applicable_reasons
-from cli.sim.calendar import ICT, WORKDAY, WorkCalendar, iso, to_local
-from cli.sim.profiles import COMMUNE, DISTRICT, PROVINCE, build_profiles, level_roles
 from cli.simulate import simulate_command
 from cli.units import Head, Level, Registry, Unit, read_registry
 from shared import topics
@@ -30,6 +26,10 @@ from shared.events import (
     SupplementReceived,
     parse_event,
 )
+from simulator import Pacer, SimEvent, generate_events, read_truth, record_truth
+from simulator.bad import Breaker, applicable_reasons
+from simulator.calendar import ICT, WORKDAY, WorkCalendar, iso, to_local
+from simulator.profiles import COMMUNE, DISTRICT, PROVINCE, build_profiles, level_roles
 from tests.factories import small_registry
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
 """One unit's working day: its case files, each with its whole event chain at once, and its documents.
 
-Times are drawn in working seconds (cli.sim.calendar), so staff actions fall in working hours; only
+Times are drawn in working seconds (simulator.calendar), so staff actions fall in working hours; only
 `synced` (an automatic job) runs around the clock. Events at or after `end` are left out (not yet happened).
 """
 
@@ -10,10 +10,10 @@ from typing import Any
 
 import orjson
 
-from cli.sim.calendar import DAY, WORKDAY, WorkCalendar, day_date, iso
-from cli.sim.oversight import OversightDay, build_oversight
-from cli.sim.profiles import Procedure, UnitProfile
 from shared.topics import CASE_EVENTS, DOCUMENT_EVENTS
+from simulator.calendar import DAY, WORKDAY, WorkCalendar, day_date, iso
+from simulator.oversight import OversightDay, build_oversight
+from simulator.profiles import Procedure, UnitProfile
 
 CASE_SOURCE = "motcua-sim"
 DOCUMENT_SOURCE = "qlvb-sim"

@@ -1,8 +1,8 @@
 """Vận hành: platform health for the operators (throughput, lag, dead letters, freshness, notifications)."""
 
-from cli.grafana import alert_rules as a
-from cli.grafana import sql
-from cli.grafana.panels import (
+from boards import alert_rules as a
+from boards import sql
+from boards.panels import (
     Json,
     Panel,
     bar_gauge,

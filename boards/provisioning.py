@@ -7,14 +7,14 @@ from typing import Any
 
 import yaml
 
-from cli.grafana.alert_rules import platform_rules
-from cli.grafana.board_documents import documents_board
-from cli.grafana.board_operations import check_reason_names, operations_board
-from cli.grafana.board_province import province_board
-from cli.grafana.board_unit import unit_board
-from cli.grafana.panels import Json
-from cli.grafana.rules import kpi_rules
-from cli.grafana.thresholds import REPO, BoardTargets
+from boards.alert_rules import platform_rules
+from boards.board_documents import documents_board
+from boards.board_operations import check_reason_names, operations_board
+from boards.board_province import province_board
+from boards.board_unit import unit_board
+from boards.panels import Json
+from boards.rules import kpi_rules
+from boards.thresholds import REPO, BoardTargets
 
 DASHBOARDS_DIR = Path("deploy/grafana/dashboards")
 PROVISIONING_DIR = Path("deploy/grafana/provisioning")
@@ -114,7 +114,7 @@ def provisioning_files() -> dict[Path, str]:
             "options": {"path": CONTAINER_DASHBOARDS, "foldersFromFilesStructure": False},
         }
     ]
-    source = "cli/grafana/provisioning.py"
+    source = "boards/provisioning.py"
     return {
         PROVISIONING_DIR / "datasources" / "dvc-monitor.yaml": to_yaml(
             {"apiVersion": 1, "datasources": provisioned}, source=source
@@ -135,9 +135,9 @@ def build_files(targets: BoardTargets) -> dict[Path, str]:
     files = {DASHBOARDS_DIR / f"{board['uid']}.json": dashboard_json(board) for board in boards(targets)}
     files.update(provisioning_files())
     files[RULES_DIR / "dvc-kpi.yml"] = to_yaml(
-        kpi_rules(targets), source="cli/grafana/rules.py and deploy/targets.yaml"
+        kpi_rules(targets), source="boards/rules.py and deploy/targets.yaml"
     )
-    files[RULES_DIR / "dvc-platform.yml"] = to_yaml(platform_rules(), source="cli/grafana/alert_rules.py")
+    files[RULES_DIR / "dvc-platform.yml"] = to_yaml(platform_rules(), source="boards/alert_rules.py")
     return files
 
 

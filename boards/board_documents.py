@@ -1,9 +1,9 @@
 """Văn bản điện tử (uid dvc-documents): paperless and signed documents, province and by level."""
 
-from cli.grafana import rules as r
-from cli.grafana import sql
-from cli.grafana.kpi_panels import MERGE, MONTH, SUMMED, province_stat, ranking
-from cli.grafana.panels import (
+from boards import rules as r
+from boards import sql
+from boards.kpi_panels import MERGE, MONTH, SUMMED, province_stat, ranking
+from boards.panels import (
     Json,
     Panel,
     bar_gauge,
@@ -17,7 +17,7 @@ from cli.grafana.panels import (
     time_series,
     value_mappings,
 )
-from cli.grafana.thresholds import BoardTargets, threshold_steps
+from boards.thresholds import BoardTargets, threshold_steps
 from shared.kpis import KPI_BY_ID
 
 

@@ -14,11 +14,11 @@ from typing import IO, Any, NamedTuple
 
 import orjson
 
-from cli.sim.bad import Breaker, applicable_reasons
-from cli.sim.calendar import DAY, ICT, UTC_OFFSET, WorkCalendar, day_date, iso, to_local
-from cli.sim.cases import UnitDay
-from cli.sim.profiles import build_profiles
 from cli.units import Registry
+from simulator.bad import Breaker, applicable_reasons
+from simulator.calendar import DAY, ICT, UTC_OFFSET, WorkCalendar, day_date, iso, to_local
+from simulator.cases import UnitDay
+from simulator.profiles import build_profiles
 
 CALENDAR_MARGIN_DAYS = 180  # room for the chains of the last cases received (deadline, pause, lateness)
 

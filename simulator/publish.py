@@ -12,10 +12,10 @@ from typing import IO
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from cli.sim.calendar import ICT
-from cli.sim.stream import SimEvent
 from shared.config import KafkaSettings
 from shared.kafka_auth import aiokafka_security
+from simulator.calendar import ICT
+from simulator.stream import SimEvent
 
 CHUNK = 5_000  # delivery futures awaited together
 MIN_SLEEP = 0.005

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from cli.grafana.rules import ACTIVITY, LOCAL_OFFSET_SECONDS
+from boards.rules import ACTIVITY, LOCAL_OFFSET_SECONDS
 from services.ingest.handlers import HANDLER_ERROR, MAX_RECORDS
 from shared.config import AlertsSettings
 

@@ -11,7 +11,7 @@ import yaml
 from shared.kpis import KPIS, LOCAL_TZ
 from shared.targets import TARGETS_PATH, Target, Targets
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 UNITS_DIR = REPO / "deploy" / "units"
 COMPARATOR_TEXT = {">=": "≥", ">": ">", "<=": "≤"}
 

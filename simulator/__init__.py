@@ -1,7 +1,7 @@
 """`dvc simulate` machinery: a realistic, deterministic generator of contract events, and its publisher."""
 
-from cli.sim.publish import Pacer, Progress, SendStats, drain, publish
-from cli.sim.stream import SimEvent, generate_events, read_truth, record_truth, truth_line
+from simulator.publish import Pacer, Progress, SendStats, drain, publish
+from simulator.stream import SimEvent, generate_events, read_truth, record_truth, truth_line
 
 __all__ = [
     "Pacer",

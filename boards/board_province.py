@@ -1,10 +1,10 @@
 """Tổng quan tỉnh (uid dvc-province): each KPI against its target, units below target, ranking, trend."""
 
-from cli.grafana import rules as r
-from cli.grafana import sql
-from cli.grafana.kpi_panels import MONTH, SUMMED, UNITS_BELOW_STEPS, province_stat, ranking
-from cli.grafana.panels import Json, bar_gauge, dashboard, pg, prom, stat, time_series, variable_sql
-from cli.grafana.thresholds import BoardTargets, threshold_steps
+from boards import rules as r
+from boards import sql
+from boards.kpi_panels import MONTH, SUMMED, UNITS_BELOW_STEPS, province_stat, ranking
+from boards.panels import Json, bar_gauge, dashboard, pg, prom, stat, time_series, variable_sql
+from boards.thresholds import BoardTargets, threshold_steps
 from shared.kpis import KPI_BY_ID, KPIS
 
 

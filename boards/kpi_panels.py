@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from cli.grafana import rules as r
-from cli.grafana import sql
-from cli.grafana.panels import (
+from boards import rules as r
+from boards import sql
+from boards.panels import (
     Json,
     Panel,
     organize,
@@ -15,7 +15,7 @@ from cli.grafana.panels import (
     table,
     value_mappings,
 )
-from cli.grafana.thresholds import BoardTargets, target_text, threshold_steps
+from boards.thresholds import BoardTargets, target_text, threshold_steps
 from shared.kpis import KPI_BY_ID, KPIS
 from shared.targets import Target
 

@@ -8,9 +8,9 @@ import niquests
 from grafana_client.api import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException, GrafanaUnauthorizedError
 
-from cli.grafana.panels import POSTGRES, Json
-from cli.grafana.provisioning import DASHBOARDS_DIR, FOLDER_TITLE, FOLDER_UID, DatasourceSettings, datasources
-from cli.grafana.thresholds import REPO
+from boards.panels import POSTGRES, Json
+from boards.provisioning import DASHBOARDS_DIR, FOLDER_TITLE, FOLDER_UID, DatasourceSettings, datasources
+from boards.thresholds import REPO
 
 SERVER_FIELDS = ("id", "version")  # Grafana adds these to a stored dashboard
 

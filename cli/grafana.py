@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.grafana.thresholds import REPO, load_board_targets
+from boards.thresholds import REPO, load_board_targets
 
 app = typer.Typer(help="Bảng theo dõi Grafana / Grafana boards and Prometheus rules.", no_args_is_help=True)
 
@@ -17,7 +17,7 @@ def build_command(
     check: Annotated[bool, typer.Option(help="fail if a committed file differs from the code")] = False,
 ) -> None:
     """Sinh bảng theo dõi và rules / Regenerate the dashboards, provisioning and rule files."""
-    from cli.grafana.provisioning import build_files, write_files
+    from boards.provisioning import build_files, write_files
 
     files = build_files(load_board_targets())
     if check:
@@ -63,8 +63,8 @@ def push_command(
     Idempotent: reads each object first and writes only what differs. The read-only role's password is
     read from the environment (DVC_READER_DB_PASSWORD), never from the command line.
     """
-    from cli.grafana.provisioning import DatasourceSettings
-    from cli.grafana.push import PushError, push
+    from boards.provisioning import DatasourceSettings
+    from boards.push import PushError, push
 
     # docker-compose.yml's DVC_PG_HOST is host:port; scripts/infra.sh writes DVC_PG_HOST and DVC_PG_PORT
     address = pg_host if ":" in pg_host else f"{pg_host}:{pg_port}"
@@ -87,8 +87,8 @@ def render_command(
 
     Reads the dashboard JSON in deploy/grafana/dashboards: run `dvc grafana build` first.
     """
-    from cli.grafana.provisioning import DASHBOARDS_DIR
-    from cli.grafana.render import render_board
+    from boards.provisioning import DASHBOARDS_DIR
+    from boards.render import render_board
 
     out.mkdir(parents=True, exist_ok=True)
     for source in sorted((REPO / DASHBOARDS_DIR).glob("*.json")):

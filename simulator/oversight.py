@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from cli.sim.calendar import WORKDAY, iso
 from shared.topics import INSPECTION_EVENTS, REPORT_EVENTS
+from simulator.calendar import WORKDAY, iso
 
 REPORT_SOURCE = "baocao-sim"
 INSPECTION_SOURCE = "thanhtra-sim"

@@ -7,7 +7,7 @@ the same database, never double a sum.
 
 from typing import Any
 
-from cli.grafana.thresholds import BoardTargets
+from boards.thresholds import BoardTargets
 from shared.kpis import KPIS
 
 LOCAL_OFFSET_SECONDS = 7 * 3600  # Asia/Ho_Chi_Minh: UTC+7 all year, no daylight saving time

@@ -1,9 +1,9 @@
 """Đơn vị (uid dvc-unit, variable `unit`): alert messages link to /d/dvc-unit?var-unit=<id>."""
 
-from cli.grafana import rules as r
-from cli.grafana import sql
-from cli.grafana.kpi_panels import BUDGET_STEPS, KPI_NAMES, MERGE, MONTH, kpi_table, kpi_title
-from cli.grafana.panels import (
+from boards import rules as r
+from boards import sql
+from boards.kpi_panels import BUDGET_STEPS, KPI_NAMES, MERGE, MONTH, kpi_table, kpi_title
+from boards.panels import (
     Json,
     Panel,
     bar_gauge,
@@ -17,7 +17,7 @@ from cli.grafana.panels import (
     time_series,
     variable_sql,
 )
-from cli.grafana.thresholds import BoardTargets, threshold_steps
+from boards.thresholds import BoardTargets, threshold_steps
 from shared.kpis import KPI_BY_ID, KPIS
 
 

@@ -1,0 +1,1 @@
+"""The Grafana boards and Prometheus rules, generated from code and deploy/targets.yaml (`dvc grafana`)."""
