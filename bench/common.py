@@ -19,7 +19,7 @@ from confluent_kafka.admin import AdminClient
 
 from cli.db import SERVICE_ROLES, migrate
 from cli.kafka import ADMIN, admin_config, ensure_acls, ensure_topics, principal, remove_prefixed
-from cli.units import read_registry, store_registry
+from cli.units import store_registry
 from services.ingest.batches import Accepted, event_record
 from services.ingest.queries import EVENT_COLUMNS
 from shared import topics
@@ -27,6 +27,7 @@ from shared.config import KafkaSettings, MigrationSettings
 from shared.db import init_connection
 from shared.events import Event, decode_body, validate_body
 from shared.kafka_auth import aiokafka_security
+from shared.units import read_registry
 from simulator.publish import publish
 from simulator.stream import SimEvent, generate_events
 

@@ -35,10 +35,10 @@ from bench.common import (
     wait_ready,
 )
 from cli.tokens import create_token
-from cli.units import read_registry
 from cli.web import take_screenshots
 from shared.auth import Role
 from shared.kpis import DAY_CELL_KPIS, LOCAL_TZ
+from shared.units import read_registry
 from simulator.stream import generate_events
 
 PAGES_KEY = "bench-pages-key-0123456789abcdef"

@@ -35,9 +35,9 @@ from bench.common import (
     start_service,
     wait_ready,
 )
-from cli.units import read_registry
 from shared import topics
 from shared.kafka_auth import aiokafka_security
+from shared.units import read_registry
 from simulator.stream import SimEvent, generate_events
 
 

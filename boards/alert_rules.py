@@ -3,8 +3,9 @@
 from typing import Any
 
 from boards.rules import ACTIVITY, LOCAL_OFFSET_SECONDS
-from services.ingest.handlers import HANDLER_ERROR, MAX_RECORDS
 from shared.config import AlertsSettings
+from shared.events import HANDLER_ERROR
+from shared.topics import INGEST_MAX_RECORDS
 
 SERVICES = ("ingest", "metrics", "alerts")
 # alerts_* metrics: services/alerts (tasks.py, delivery.py)
@@ -13,7 +14,7 @@ SWEEP_STALE_SECONDS = 120  # the deadline sweeper runs every 15 s
 # ingest commit -> KPI cells commit, 95th percentile; below the histogram's top finite bucket (30 s), or
 # histogram_quantile could never exceed it
 LAG_SECONDS = 10
-FULL_BATCH = MAX_RECORDS // 2
+FULL_BATCH = INGEST_MAX_RECORDS // 2
 CONSUMER_LAG_SECONDS = (
     300  # the oldest unconsumed record of a group waited this long (dvc_consumer_lag_seconds)
 )

@@ -15,11 +15,9 @@ from boards.panels import (
     time_series,
     value_mappings,
 )
-from services.alerts.notices import CHANNELS
-from services.alerts.rules import STATES
-from services.ingest.handlers import HANDLER_ERROR
 from shared import topics
-from shared.events import REASON_CODES
+from shared.events import ALERT_STATES, HANDLER_ERROR, REASON_CODES
+from shared.notifications import CHANNELS
 
 RATE = "$__rate_interval"
 # Vietnamese names of the dead-letter reasons (a fixed vocabulary of shared.events, plus ingest's own).
@@ -370,7 +368,7 @@ def check_reason_names() -> None:
     """Every fixed label value shown has a Vietnamese name (the vocabularies live in the services)."""
     for what, values, names in (
         ("dead-letter reasons", REASON_CODES, REASON_NAMES),
-        ("alert states", STATES, STATE_NAMES),
+        ("alert states", ALERT_STATES, STATE_NAMES),
         ("notification channels", CHANNELS, CHANNEL_NAMES),
     ):
         missing = set(values) - set(names)

@@ -14,9 +14,9 @@ import yaml
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from cli.units import Registry, read_registry
 from shared.config import KafkaSettings
 from shared.kafka_auth import KafkaCredentialsMissing
+from shared.units import Registry, read_registry
 from simulator import Pacer, Progress, SendStats, SimEvent, drain, generate_events, publish, record_truth
 from simulator.calendar import ICT
 

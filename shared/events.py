@@ -9,7 +9,7 @@ the consumer against the registry, last.
 import zlib
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import orjson
 from pydantic import (
@@ -279,6 +279,8 @@ REASON_CODES = (
     "bad_length",
     "unknown_unit",
 )
+# Operational reason (not the contract's): the event failed storage alone while the rest of its batch was stored.
+HANDLER_ERROR = "handler_error"
 _REASON_BY_ERROR_TYPE = {
     "string_type": "wrong_type",
     "int_type": "wrong_type",
@@ -346,6 +348,7 @@ def reject_first_error(exc: ValidationError) -> Rejection:
 
 
 AlertState = Literal["ok", "at_risk", "below_target", "insufficient_data"]
+ALERT_STATES: tuple[str, ...] = get_args(AlertState)
 
 
 class AlertStateChanged(BaseModel):

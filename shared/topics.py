@@ -17,6 +17,9 @@ KPI_UPDATES = "dvc.kpi-updates.v1"
 # Internal messages that failed validation or processing, isolated so the rest of their batch goes on.
 INTERNAL_DEAD_LETTERS = "dvc.internal-dead-letters.v1"
 
+# Records per batch that ingest consumes from the upstream topics (the platform rules watch full batches).
+INGEST_MAX_RECORDS = 2000
+
 # v1.1 upstream topics of the reporting and inspection systems.
 REPORT_EVENTS = "dvc.report-events.v1"
 INSPECTION_EVENTS = "dvc.inspection-events.v1"

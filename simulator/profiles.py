@@ -10,7 +10,7 @@ from bisect import bisect
 from dataclasses import dataclass, replace
 from itertools import accumulate
 
-from cli.units import Registry
+from shared.units import Registry
 
 WORKING_DAYS_PER_YEAR = 250
 

@@ -14,7 +14,7 @@ from typing import IO, Any, NamedTuple
 
 import orjson
 
-from cli.units import Registry
+from shared.units import Registry
 from simulator.bad import Breaker, applicable_reasons
 from simulator.calendar import DAY, ICT, UTC_OFFSET, WorkCalendar, day_date, iso, to_local
 from simulator.cases import UnitDay

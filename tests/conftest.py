@@ -22,11 +22,12 @@ from confluent_kafka.admin import AdminClient
 from cli.db import SERVICE_ROLES, migrate
 from cli.kafka import ADMIN, admin_config, ensure_acls, ensure_topics, principal, remove_prefixed
 from cli.tokens import create_token
-from cli.units import Registry, store_registry
+from cli.units import store_registry
 from shared.auth import Role
 from shared.config import KafkaSettings, MigrationSettings
 from shared.db import init_connection
 from shared.kafka_auth import aiokafka_security
+from shared.units import Registry
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICE_ROLE = {

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from cli.units import Head, Level, Registry, Unit
+from shared.units import Head, Level, Registry, Unit
 
 ICT = timezone(timedelta(hours=7))
 

@@ -54,12 +54,12 @@ from prometheus_client import Counter, Gauge
 from services.alerts import queries
 from services.alerts.digests import refreshed_digest
 from services.alerts.lifecycle import Engine
-from services.alerts.notices import CHANNELS
 from services.alerts.rules import Silence, silenced_until
 from services.alerts.signing import webhook_signature
 from shared.backoff import Retrying
 from shared.config import AlertsSettings
 from shared.kpis import LOCAL_TZ
+from shared.notifications import CHANNELS
 
 logger = logging.getLogger(__name__)
 

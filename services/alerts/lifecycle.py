@@ -22,11 +22,12 @@ from prometheus_client import Counter, Gauge
 from services.alerts import queries
 from services.alerts.calendar import elapsed_fraction, in_lookback, parse_period
 from services.alerts.directory import Directory, Unit
-from services.alerts.notices import CHANNELS, AlertRef, Links, Row, alert_rows
+from services.alerts.notices import AlertRef, Links, Row, alert_rows
 from services.alerts.rules import BELOW, STATES, Memory, Policy, Verdict, advance, evaluate
 from shared.config import AlertsSettings
 from shared.events import UnitKpisComputed
 from shared.kpis import KPI_BY_ID
+from shared.notifications import CHANNELS
 from shared.targets import Target, Targets
 from shared.watermark import read_completeness
 

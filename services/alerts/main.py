@@ -10,11 +10,11 @@ from services.alerts.delivery import send_forever
 from services.alerts.grouping import GROUPER, group_forever
 from services.alerts.handlers import ASSIGNMENT, CONSUMER, router
 from services.alerts.lifecycle import Engine
-from services.alerts.notices import CHANNELS
 from services.alerts.tasks import TIMER, tick_forever
 from shared import topics
 from shared.app import create_api_app, serve
 from shared.config import AlertsSettings
+from shared.notifications import CHANNELS
 from shared.targets import Targets
 
 

@@ -40,7 +40,6 @@ from shared.pagelinks import page_token, unit_page_url
 from shared.workdays import local_now
 
 Row = dict[str, Any]
-CHANNELS = ("email", "webhook", "grafana")
 MAX_LISTED = 100  # case lines per digest section
 
 

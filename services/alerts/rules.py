@@ -35,10 +35,11 @@ from services.alerts.stats import (
     probability_of_meeting,
     wilson_interval,
 )
+from shared.events import ALERT_STATES
 from shared.targets import Target
 
-OK, AT_RISK, BELOW, INSUFFICIENT = "ok", "at_risk", "below_target", "insufficient_data"
-STATES = (OK, AT_RISK, BELOW, INSUFFICIENT)
+STATES = ALERT_STATES
+OK, AT_RISK, BELOW, INSUFFICIENT = STATES
 
 
 @dataclass(frozen=True, slots=True)

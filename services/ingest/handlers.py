@@ -32,6 +32,7 @@ from shared.consuming import (
     settle_batch,
 )
 from shared.events import (
+    HANDLER_ERROR,
     REASON_CODES,
     CellsChanged,
     Event,
@@ -46,9 +47,8 @@ from shared.lag import OnMeasured, PartitionLag
 
 logger = logging.getLogger(__name__)
 
-MAX_RECORDS = 2000
+MAX_RECORDS = topics.INGEST_MAX_RECORDS
 BATCH_TIMEOUT_MS = 100
-HANDLER_ERROR = "handler_error"  # operational reason: the event failed storage alone while others were stored
 
 EVENTS_STORED = Counter("ingest_events_stored_total", "Events stored for the first time.", ["topic"])
 DUPLICATES = Counter("ingest_duplicate_events_total", "Events already stored (same event_id).", ["topic"])

@@ -25,7 +25,7 @@ import orjson
 import pytest
 from aiosmtpd.controller import Controller
 
-from cli.units import read_registry
+from shared.units import read_registry
 from simulator.publish import publish
 from simulator.stream import generate_events, truth_line
 from tests.conftest import (

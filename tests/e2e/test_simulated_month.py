@@ -16,9 +16,9 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from cli.metrics import audit
-from cli.units import read_registry
 from shared import topics
 from shared.kpis import KPIS
+from shared.units import read_registry
 from simulator.publish import publish
 from simulator.stream import generate_events, truth_line
 from tests.conftest import (

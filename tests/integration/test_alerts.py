@@ -25,10 +25,10 @@ import orjson
 import pytest
 from aiosmtpd.controller import Controller
 
-from cli.units import Head, Level, Registry, Unit
 from shared import topics
 from shared.events import AlertStateChanged, UnitKpisComputed
 from shared.kpis import KPI_BY_ID
+from shared.units import Head, Level, Registry, Unit
 from tests.conftest import (
     MigratedDatabase,
     ServiceProcess,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, time, timedelta
 import asyncpg
 import pytest
 
-from cli.units import Head, Level, Registry, Unit
+from shared.units import Head, Level, Registry, Unit
 from shared.workdays import working_day_after
 from tests.conftest import MigratedDatabase, ServiceRunner, wait_until
 from tests.faults.test_delivery import SmtpSink

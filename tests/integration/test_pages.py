@@ -25,12 +25,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from cli.units import Head, Level, Registry, Unit
 from services.alerts import queries as alerts_queries
 from services.metrics.periods import current_and_previous_report_periods
 from shared import topics
 from shared.auth import Role
 from shared.config import Settings
+from shared.units import Head, Level, Registry, Unit
 from shared.workdays import due_soon_limits, working_day_after
 from tests.conftest import (
     MigratedDatabase,

@@ -17,8 +17,8 @@ from docx import Document
 from openpyxl import load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
-from cli.units import read_registry
 from shared import topics
+from shared.units import read_registry
 from tests.conftest import (
     REPO,
     MigratedDatabase,

@@ -13,10 +13,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cli.procedures import Catalogue, Procedure, store_catalogue
-from cli.units import Head, Level, Registry, Unit
 from services.alerts.directory import Unit as Recipient
 from services.alerts.notices import Links
 from shared import topics
+from shared.units import Head, Level, Registry, Unit
 from tests.conftest import (
     MigratedDatabase,
     ServiceProcess,

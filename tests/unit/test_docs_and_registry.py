@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from cli.docs import ASYNCAPI_PATH, render_asyncapi
-from cli.units import read_registry, registry_from_csv, registry_to_csv
 from shared import topics
+from shared.units import read_registry, registry_from_csv, registry_to_csv
 
 UNITS_DIR = Path(__file__).resolve().parents[2] / "deploy" / "units"
 

@@ -13,7 +13,6 @@ import typer
 from typer.testing import CliRunner
 
 from cli.simulate import simulate_command
-from cli.units import Head, Level, Registry, Unit, read_registry
 from shared import topics
 from shared.events import (
     REASON_CODES,
@@ -26,6 +25,7 @@ from shared.events import (
     SupplementReceived,
     parse_event,
 )
+from shared.units import Head, Level, Registry, Unit, read_registry
 from simulator import Pacer, SimEvent, generate_events, read_truth, record_truth
 from simulator.bad import Breaker, applicable_reasons
 from simulator.calendar import ICT, WORKDAY, WorkCalendar, iso, to_local

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from cli.procedures import read_catalogue
-from cli.units import read_registry, registry_from_csv, registry_to_csv
+from shared.units import read_registry, registry_from_csv, registry_to_csv
 
 REPO = Path(__file__).resolve().parents[2]
 NATIONAL_YAML = """
