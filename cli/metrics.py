@@ -1,103 +1,24 @@
 """`dvc metrics recompute|audit`: rebuild KPI counts from the raw event store, or prove live = rebuilt."""
 
 import asyncio
-from collections.abc import Sequence
-from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from datetime import date
+from typing import Annotated
 
-import asyncpg
 import typer
 
-from services.metrics import queries
-from services.metrics.handlers import sweep_deadlines
+from services.metrics.audit import audit, rebuild_cells
 from shared.config import Settings
-from shared.db import init_connection, open_pool
 
 app = typer.Typer(help="Chỉ số / KPI counts.", no_args_is_help=True)
 FromDay = Annotated[str, typer.Option("--from", help="first local day, YYYY-MM-DD")]
 ToDay = Annotated[str, typer.Option("--to", help="last local day, YYYY-MM-DD")]
 
 
-async def recomputed_cells(
-    connection: asyncpg.Connection, *, first: date, last: date, now: datetime
-) -> dict[str, list[tuple[Any, ...]]]:
-    """Fold the raw events afresh and compute every cell table's rows in the range."""
-    await queries.rebuild_recomputed_sources(connection)
-    pairs = set(await queries.fetch_source_pairs(connection, first=first, last=last, recomputed=True))
-    pairs |= set(await queries.fetch_source_pairs(connection, first=first, last=last, recomputed=False))
-    units, days = [u for u, _ in pairs], [d for _, d in pairs]
-    return {
-        table: await queries.fetch_recomputed_cells(
-            connection, table=table, unit_ids=units, days=days, now=now
-        )
-        for table in queries.CELL_TABLES
-    }
-
-
-async def recompute(dsn: str, *, first: date, last: date) -> dict[str, int]:
-    """Replace the live cells in the range with a recomputation; return the row count per table."""
-    connection = await asyncpg.connect(dsn)
-    await init_connection(connection)
-    try:
-        now = datetime.now(UTC)
-        async with connection.transaction():
-            tables = await recomputed_cells(connection, first=first, last=last, now=now)
-            for table, rows in tables.items():
-                await queries.replace_cells_in_range(
-                    connection, table=table, first=first, last=last, rows=rows
-                )
-        return {table: len(rows) for table, rows in tables.items()}
-    finally:
-        await connection.close()
-
-
-def compare_rows(
-    table: str, live: Sequence[tuple[Any, ...]], rebuilt: Sequence[tuple[Any, ...]]
-) -> list[str]:
-    """Describe every row that differs between live and recomputed cells."""
-    width = len(queries.CELL_TABLES[table][2].split(", "))
-
-    def key_of(row: tuple[Any, ...]) -> tuple[Any, ...]:
-        return (row[0], row[2], row[1]) if table == "kpi_day_cells" else row[:width]
-
-    live_by_key = {key_of(row): row for row in live}
-    rebuilt_by_key = {key_of(row): row for row in rebuilt}
-    differences = []
-    for key in sorted(live_by_key.keys() | rebuilt_by_key.keys(), key=str):
-        if live_by_key.get(key) != rebuilt_by_key.get(key):
-            differences.append(
-                f"{table} {key}: live={live_by_key.get(key)} recomputed={rebuilt_by_key.get(key)}"
-            )
-    return differences
-
-
-async def audit(dsn: str, *, first: date, last: date, lookback_days: int) -> list[str]:
-    """Compare live cells and case states with a fresh recomputation from the raw events."""
-    async with open_pool(dsn, max_size=2) as pool:
-        await sweep_deadlines(pool, lookback_days=lookback_days)  # bring time-driven cells up to date first
-        now = datetime.now(UTC)
-        async with pool.acquire() as connection:
-            rebuilt = await recomputed_cells(connection, first=first, last=last, now=now)
-            differences = [
-                f"case {case_id}: live state != recomputed"
-                for case_id in await queries.fetch_case_state_differences(connection)
-            ]
-            for table in queries.FIRST_EVENT_TABLES:
-                differences += [
-                    f"{table} {subject_id}: live row != recomputed"
-                    for subject_id in await queries.fetch_first_event_differences(connection, table=table)
-                ]
-            for table, rows in rebuilt.items():
-                live = await queries.fetch_live_cells(connection, table=table, first=first, last=last)
-                differences += compare_rows(table, live, rows)
-    return differences
-
-
 @app.command("recompute")
 def recompute_command(first: FromDay, last: ToDay) -> None:
     """Tính lại toàn bộ số liệu từ sự kiện gốc / Rebuild every count from the raw event store."""
     counts = asyncio.run(
-        recompute(
+        rebuild_cells(
             Settings().DATABASE_URL.get_secret_value(),
             first=date.fromisoformat(first),
             last=date.fromisoformat(last),
@@ -110,13 +31,11 @@ def recompute_command(first: FromDay, last: ToDay) -> None:
 @app.command("audit")
 def audit_command(first: FromDay = "2000-01-01", last: ToDay = "2099-12-31") -> None:
     """Đối chiếu số liệu trực tiếp với tính lại / Compare live counts with a recomputation."""
-    settings = Settings()
     differences = asyncio.run(
         audit(
-            settings.DATABASE_URL.get_secret_value(),
+            Settings().DATABASE_URL.get_secret_value(),
             first=date.fromisoformat(first),
             last=date.fromisoformat(last),
-            lookback_days=settings.ALERTS_LOOKBACK_DAYS,
         )
     )
     for line in differences:

@@ -18,6 +18,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from pydantic import WithJsonSchema
 
 from services.metrics import queries
+from services.metrics.cells import recompute, recompute_crossed_deadlines
 from services.metrics.periods import is_supported_day, local_today, parse_period
 from shared import topics
 from shared.app import PartitionAssignment
@@ -32,7 +33,6 @@ from shared.consuming import (
 )
 from shared.events import CellsChanged, UnitKpisComputed
 from shared.kpis import KPI_BY_ID
-from shared.watermark import read_completeness
 
 logger = logging.getLogger(__name__)
 
@@ -47,17 +47,12 @@ EVENT_TO_COUNT = Histogram(
     "From the broker timestamp of the oldest event of an ingest batch to the commit of its KPI cells.",
     buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300),
 )
-CELLS_RECOMPUTED = Counter(
-    "metrics_cells_recomputed_total", "Dirty (unit, day) cells recomputed.", ["trigger"]
-)
 SWEEPS = Counter("metrics_sweeps_total", "Deadline sweeps run.")
 LAST_SWEEP = Gauge("metrics_last_sweep_timestamp_seconds", "Unix time of the last completed deadline sweep.")
 UNSUPPORTED_DAYS = Counter(
     "metrics_unsupported_days_total",
     "Dirty days outside the contract's years 2000..2099: cells recomputed, no KPI update published.",
 )
-for _trigger in ("change", "deadline"):
-    CELLS_RECOMPUTED.labels(_trigger)
 
 
 @dataclass(slots=True)
@@ -158,32 +153,6 @@ def observe_freshness(changes: list[CellsChanged]) -> None:
             EVENT_TO_COUNT.observe(max(0.0, now - change.first_event_at))
 
 
-async def recompute(
-    pool: asyncpg.Pool,
-    dirty: dict[str, set[date]],
-    *,
-    trigger: str,
-    as_of: datetime | None = None,
-    topic_prefix: str = "",
-) -> datetime:
-    """Recompute the given cells in one transaction; return the instant they were computed for: the
-    completeness watermark capped by now (a deadline is judged passed only as far as the data arrived)."""
-    pairs = [(unit_id, day) for unit_id, days in dirty.items() for day in days]
-    async with pool.acquire() as connection:
-        if as_of is None:  # never behind the sweeper: deadlines it crossed were judged on complete data
-            as_of = (await read_completeness(connection, topic_prefix=topic_prefix)).as_of
-            swept = await queries.fetch_swept_until(connection)
-            as_of = max(as_of, swept) if swept is not None else as_of
-        if pairs:
-            async with connection.transaction():
-                await queries.recompute_cells(
-                    connection, unit_ids=[u for u, _ in pairs], days=[d for _, d in pairs], now=as_of
-                )
-    if pairs:
-        CELLS_RECOMPUTED.labels(trigger).inc(len(pairs))
-    return as_of
-
-
 def touched_periods(days: Collection[date], *, not_before: date) -> set[str]:
     """Return the months and years that contain the given days and end on or after `not_before`.
 
@@ -242,19 +211,12 @@ async def sweep_deadlines_forever(
 
 
 async def sweep_deadlines(pool: asyncpg.Pool, *, lookback_days: int, topic_prefix: str = "") -> int:
-    """Recompute the cells of deadlines crossed since the last sweep, up to the completeness watermark
-    (never past the data that has arrived); return how many cells."""
+    """Recompute the cells of deadlines crossed since the last sweep, publish the units' new counts, then
+    remember how far the sweep went; return how many cells."""
+    sweep = await recompute_crossed_deadlines(pool, topic_prefix=topic_prefix)
+    await publish_kpi_updates(pool, sweep.dirty, sweep.until, lookback_days=lookback_days)
     async with pool.acquire() as connection:
-        until = (await read_completeness(connection, topic_prefix=topic_prefix)).as_of
-        after = await queries.fetch_swept_until(connection) or until - timedelta(days=366)
-        crossed = await queries.fetch_crossed_deadlines(connection, after=after, until=until)
-    dirty: dict[str, set[date]] = defaultdict(set)
-    for unit_id, day in crossed:
-        dirty[unit_id].add(day)
-    computed_at = await recompute(pool, dirty, trigger="deadline", as_of=until)
-    await publish_kpi_updates(pool, dirty, computed_at, lookback_days=lookback_days)
-    async with pool.acquire() as connection:
-        await queries.store_swept_until(connection, until=max(until, after))
+        await queries.store_swept_until(connection, until=max(sweep.until, sweep.after))
     SWEEPS.inc()
-    LAST_SWEEP.set(until.timestamp())
-    return len(crossed)
+    LAST_SWEEP.set(sweep.until.timestamp())
+    return sweep.crossed

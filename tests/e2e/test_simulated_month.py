@@ -15,7 +15,7 @@ import orjson
 import pytest
 from aiosmtpd.controller import Controller
 
-from cli.metrics import audit
+from services.metrics.audit import audit
 from shared import topics
 from shared.kpis import KPIS
 from shared.units import read_registry
@@ -179,7 +179,6 @@ async def test_a_simulated_month_matches_the_ground_truth(
             database.dsn("metrics"),
             first=start.date() - timedelta(days=1),
             last=now.date() + timedelta(days=1),
-            lookback_days=45,
         )
         == []
     )

@@ -19,7 +19,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from cli.db import SERVICE_ROLES, migrate
-from cli.metrics import audit
+from services.metrics.audit import audit
 from shared import topics
 from shared.config import MigrationSettings
 from tests.conftest import (
@@ -201,7 +201,6 @@ async def test_a_60s_database_outage_loses_nothing_and_every_service_recovers_qu
                 database.admin_dsn,
                 first=today - timedelta(days=2),
                 last=today + timedelta(days=12),
-                lookback_days=45,
             )
             return not differences
 

@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from cli.deadletters import DeadLetter, parse_since, replay, replay_target
-from cli.metrics import audit
+from services.metrics.audit import audit
 from shared import topics
 from tests.conftest import (
     REPO,
@@ -177,7 +177,6 @@ async def test_unknown_unit_events_replayed_after_the_unit_is_loaded_count_once(
         database.dsn("metrics"),
         first=today - timedelta(days=2),
         last=today + timedelta(days=7),
-        lookback_days=45,
     )
     assert differences == []
 

@@ -8,7 +8,7 @@ import asyncpg
 import httpx
 import pytest
 
-from cli.metrics import audit
+from services.metrics.audit import audit
 from shared import topics
 from shared.kpis import KPIS
 from tests.conftest import (
@@ -180,9 +180,38 @@ async def test_hand_worked_scenario_shuffled_and_duplicated(
         database.dsn("metrics"),
         first=datetime(2021, 1, 1).date(),
         last=datetime(2022, 12, 31).date(),
-        lookback_days=45,
     )
     assert differences == []
+
+
+async def test_audit_recomputes_passed_deadlines_without_a_broker(
+    database: MigratedDatabase, service_runner: ServiceRunner, admin_db: asyncpg.Connection
+) -> None:
+    """`dvc metrics audit` brings the cells of passed deadlines up to date itself and publishes nothing:
+    it needs no broker, and it leaves the sweep's mark to the metrics service, which publishes the counts."""
+    await admin_db.execute(
+        "TRUNCATE events, event_ids, cases, documents, reports, inspections, kpi_day_cells, procedure_days, "
+        "overdue_days, inspected_days, sweeper_state"
+    )
+    await load_registry(database, small_registry(COMMUNE, OTHER))
+    await service_runner.start("ingest")  # no metrics service: the deadline below is never swept
+    now = datetime.now(UTC)
+    case = received(
+        "Z", COMMUNE, (now - timedelta(days=5)).isoformat(), due_at=(now - timedelta(days=1)).isoformat()
+    )
+    await produce(
+        service_runner.kafka_bootstrap, service_runner.topic_prefix + topics.CASE_EVENTS, [encode(case)]
+    )
+
+    async def stored() -> bool:
+        return bool(await admin_db.fetchval("SELECT count(*) FROM cases WHERE case_id = 'Z'"))
+
+    await wait_until(stored, timeout=60)
+    await audit(
+        database.dsn("metrics"), first=datetime(2000, 1, 1).date(), last=datetime(2099, 12, 31).date()
+    )
+    assert await admin_db.fetchval("SELECT count(*) FROM overdue_days WHERE case_id = 'Z'") == 1
+    assert await admin_db.fetchval("SELECT swept_until FROM sweeper_state") is None
 
 
 async def test_paperless_target_is_95_for_communes_and_100_for_the_province(

@@ -18,7 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from prometheus_client.parser import text_string_to_metric_families
 
-from cli.metrics import audit
+from services.metrics.audit import audit
 from shared import topics
 from shared.kpis import LOCAL_TZ
 from tests.conftest import (
@@ -324,6 +324,5 @@ async def test_reports_and_inspections_run_through_every_service(
         database.dsn("metrics"),
         first=today - timedelta(days=40),
         last=today + timedelta(days=1),
-        lookback_days=45,
     )
     assert differences == []
