@@ -2,13 +2,13 @@
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Annotated, TypeVar
 
 import asyncpg
 import typer
 
-from services.alerts import queries
+from services.alerts import operations
 from shared.config import Settings
 from shared.db import init_connection
 from shared.kpis import KPI_BY_ID
@@ -44,7 +44,9 @@ def list_command(
     period: Annotated[str | None, typer.Option(help="month:YYYY-MM or year:YYYY")] = None,
 ) -> None:
     """Liệt kê trạng thái cảnh báo / List alert states (with the open alert id)."""
-    rows = with_connection(lambda c: queries.list_states(c, state=state, unit_id=unit, period=period))
+    rows = with_connection(
+        lambda c: operations.list_alert_states(c, state=state, unit_id=unit, period=period)
+    )
     for row in rows:
         figures = row["figures"]
         ratio = "—" if figures.get("ratio") is None else f"{figures['ratio'] * 100:.2f}%"
@@ -63,14 +65,10 @@ def ack_command(
     note: Annotated[str, typer.Option(help="note")] = "",
 ) -> None:
     """Xác nhận cảnh báo / Acknowledge an alert (stops its escalation)."""
-
-    async def work(connection: asyncpg.Connection) -> asyncpg.Record | None:
-        async with connection.transaction():
-            return await queries.acknowledge_alert(
-                connection, alert_id=alert_id, by=by, via="cli", note=note, now=datetime.now(UTC)
-            )
-
-    if with_connection(work) is None:
+    acknowledged = with_connection(
+        lambda c: operations.acknowledge_alert(c, alert_id=alert_id, by=by, via="cli", note=note)
+    )
+    if acknowledged is None:
         typer.echo(f"Không có cảnh báo này / unknown alert {alert_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"Đã xác nhận / acknowledged alert {alert_id}")
@@ -88,16 +86,9 @@ def silence_add_command(
     if kpi is not None and kpi not in KPI_BY_ID:
         typer.echo(f"Không có chỉ số này / unknown KPI {kpi}", err=True)
         raise typer.Exit(2)
-    now = datetime.now(UTC)
-    fields = {
-        "unit_id": unit,
-        "kpi": kpi,
-        "starts_at": now,
-        "ends_at": now + timedelta(hours=hours),
-        "created_by": by,
-        "comment": comment,
-    }
-    row = with_connection(lambda c: queries.insert_silence(c, fields=fields))
+    row = with_connection(
+        lambda c: operations.add_silence(c, by=by, unit_id=unit, kpi=kpi, hours=hours, comment=comment)
+    )
     typer.echo(f"Đã tạo / created silence {row['silence_id']} until {row['ends_at'].isoformat()}")
 
 
@@ -106,8 +97,7 @@ def silence_list_command(
     include_expired: Annotated[bool, typer.Option("--all", help="include ended silences")] = False,
 ) -> None:
     """Liệt kê khoảng tắt / List silences."""
-    after = None if include_expired else datetime.now(UTC)
-    for row in with_connection(lambda c: queries.fetch_silences(c, active_after=after)):
+    for row in with_connection(lambda c: operations.list_silences(c, include_ended=include_expired)):
         typer.echo(
             f"{row['silence_id']}\t{row['unit_id'] or '*'}\t{row['kpi'] or '*'}\t{row['starts_at'].isoformat()}"
             f"\t{row['ends_at'].isoformat()}\t{row['created_by']}\t{row['comment']}"
@@ -117,7 +107,7 @@ def silence_list_command(
 @silences_app.command("delete")
 def silence_delete_command(silence_id: int) -> None:
     """Kết thúc khoảng tắt ngay / End a silence now."""
-    if not with_connection(lambda c: queries.expire_silence(c, silence_id=silence_id, now=datetime.now(UTC))):
+    if not with_connection(lambda c: operations.end_silence(c, silence_id=silence_id)):
         typer.echo(f"Không có khoảng tắt này / unknown silence {silence_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"Đã kết thúc / ended silence {silence_id}")
@@ -131,13 +121,13 @@ def override_add_command(
 ) -> None:
     """Đặt một ngày là ngày làm việc hoặc ngày nghỉ / Make a day a working day or a day off."""
     parsed = date.fromisoformat(day)
-    with_connection(lambda c: queries.upsert_holiday_override(c, day=parsed, working=working, note=note))
+    with_connection(lambda c: operations.set_working_day(c, day=parsed, working=working, note=note))
     typer.echo(f"{parsed.isoformat()}: {'ngày làm việc / working day' if working else 'ngày nghỉ / day off'}")
 
 
 @override_app.command("list")
 def override_list_command() -> None:
     """Liệt kê các ngày hoán đổi / List holiday overrides."""
-    for row in with_connection(queries.fetch_holiday_overrides):
+    for row in with_connection(operations.list_working_day_swaps):
         kind = "working" if row["working"] else "day-off"
         typer.echo(f"{row['day'].isoformat()}\t{kind}\t{row['note']}")

@@ -11,10 +11,9 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.metrics.periods import parse_period, parse_scope
-from services.metrics.report import Report, build_report
+from services.metrics.report import Report, build_report, file_name
 from services.metrics.report_docx import render_docx
 from services.metrics.report_xlsx import render_xlsx
-from services.metrics.reports_api import file_name
 from shared.config import Settings
 from shared.db import init_connection
 from shared.targets import Targets

@@ -106,6 +106,12 @@ class Report(BaseModel):
     units_below_target: list[UnitBelowTarget]
 
 
+def file_name(report: Report, extension: str) -> str:
+    """Return an ASCII file name for the report file (a download, or `dvc report`)."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in f"{report.scope}_{report.period}")
+    return f"bao-cao_{safe}.{extension}"
+
+
 def period_instants(period: Period) -> tuple[datetime, datetime]:
     """Return the period's first instant and the instant after its last (local midnight)."""
     start = datetime.combine(period.first, time(), LOCAL_TZ)

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from services.metrics.api import KPI_READER, parse_or_400
 from services.metrics.periods import Period, Scope
-from services.metrics.report import Report, build_report
+from services.metrics.report import Report, build_report, file_name
 from services.metrics.report_docx import render_docx
 from services.metrics.report_xlsx import render_xlsx
 
@@ -18,12 +18,6 @@ MEDIA_TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
-
-
-def file_name(report: Report, extension: str) -> str:
-    """Return an ASCII file name for the download."""
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in f"{report.scope}_{report.period}")
-    return f"bao-cao_{safe}.{extension}"
 
 
 @router.get(
