@@ -14,11 +14,9 @@ from aiokafka.abc import ConsumerRebalanceListener
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from faststream import ContextRepo
-from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest, make_asgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from shared.config import Settings
 from shared.consuming import DeadLetterProducer
@@ -97,68 +95,17 @@ def create_app(
     router: KafkaRouter,
     settings: Settings,
     *,
-    context: Mapping[str, Any] | None = None,
-    consumer_ready: Callable[[], bool] = lambda: True,
-    consumed: ConsumedTopics | None = None,
-    on_lag: LagHandler | None = None,
-) -> AsgiFastStream:
-    """Build the ASGI app of a consumer service: /metrics, /healthz and /readyz next to the broker."""
-    broker = create_broker(service_name, settings)
-    include_router(broker, router, settings.TOPIC_PREFIX)
-    resources: dict[str, asyncpg.Pool] = {}
-
-    dead_letters = DeadLetterProducer(settings, service_name)
-
-    @asynccontextmanager
-    async def lifespan(repo: ContextRepo) -> AsyncIterator[None]:
-        async with open_pool(settings.DATABASE_URL.get_secret_value()) as pool:
-            resources["pool"] = pool
-            repo.set_global("pool", pool)
-            repo.set_global("settings", settings)
-            repo.set_global("dead_letters", dead_letters)
-            for key, value in (context or {}).items():
-                repo.set_global(key, value)
-            await dead_letters.start()
-            tasks = (
-                [asyncio.create_task(lag_task(service_name, settings, consumed, on_lag)(pool))]
-                if consumed
-                else []
-            )
-            try:
-                yield
-            finally:
-                await cancel_all(tasks)
-                await dead_letters.stop()
-
-    @get
-    async def healthz(_scope: Any) -> AsgiResponse:
-        return AsgiResponse(b"ok", status_code=200)
-
-    @get
-    async def readyz(_scope: Any) -> AsgiResponse:
-        ready = consumer_ready() and await database_answers(resources.get("pool"))
-        return AsgiResponse(b"ready" if ready else b"not ready", status_code=200 if ready else 503)
-
-    return AsgiFastStream(
-        broker,
-        asgi_routes=[("/metrics", make_asgi_app(REGISTRY)), ("/healthz", healthz), ("/readyz", readyz)],
-        lifespan=lifespan,
-    )
-
-
-def create_api_app(
-    service_name: str,
-    router: KafkaRouter,
-    api_router: APIRouter,
-    settings: Settings,
-    *,
-    title: str,
+    api_router: APIRouter | None = None,
+    title: str | None = None,
     state: Mapping[str, Any] | None = None,
     background: Sequence[BackgroundTask] = (),
     consumer_ready: Callable[[], bool] = lambda: True,
     consumed: ConsumedTopics | None = None,
+    on_lag: LagHandler | None = None,
 ) -> FastAPI:
-    """Build a service with a JSON API (FastAPI, OpenAPI at /docs) and a Kafka broker in its lifespan."""
+    """Build a service: its Kafka broker and background tasks in the lifespan, /metrics, /healthz and
+    /readyz, and its JSON API if it has one (OpenAPI at /docs). `state` is on `app.state` and in the
+    broker's context, next to `pool`, `settings` and `dead_letters`."""
     broker = create_broker(service_name, settings)
     include_router(broker, router, settings.TOPIC_PREFIX)
     dead_letters = DeadLetterProducer(settings, service_name)
@@ -176,7 +123,7 @@ def create_api_app(
             broker.context.set_global("dead_letters", dead_letters)
             await dead_letters.start()
             await broker.start()
-            lag = [lag_task(service_name, settings, consumed, None)] if consumed else []
+            lag = [lag_task(service_name, settings, consumed, on_lag)] if consumed else []
             tasks = [asyncio.create_task(task(pool)) for task in [*background, *lag]]
             try:
                 yield
@@ -185,8 +132,18 @@ def create_api_app(
                 await broker.stop()
                 await dead_letters.stop()
 
-    app = FastAPI(title=title, lifespan=lifespan)
-    app.include_router(api_router)
+    if api_router is None:  # no API: no documentation routes either
+        app = FastAPI(title=title or service_name, lifespan=lifespan, openapi_url=None)
+    else:
+        app = FastAPI(title=title or service_name, lifespan=lifespan)
+        app.include_router(api_router)
+    add_operational_routes(app, consumer_ready)
+    return app
+
+
+def add_operational_routes(app: FastAPI, consumer_ready: Callable[[], bool]) -> None:
+    """Add /metrics, /healthz and /readyz (ready: the consumer owns partitions and the database answers),
+    and answer invalid request parameters with 400."""
 
     @app.exception_handler(RequestValidationError)
     async def reject_bad_parameters(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -205,8 +162,6 @@ def create_api_app(
         ready = consumer_ready() and await database_answers(getattr(request.app.state, "pool", None))
         return PlainTextResponse("ready" if ready else "not ready", status_code=200 if ready else 503)
 
-    return app
-
 
 async def cancel_all(tasks: Sequence[asyncio.Task[None]]) -> None:
     """Cancel background tasks and wait for them to end."""
@@ -221,7 +176,7 @@ def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return [{"loc": list(error.get("loc", ())), "msg": str(error.get("msg", ""))} for error in exc.errors()]
 
 
-def serve(app: FastAPI | AsgiFastStream, settings: Settings) -> None:
+def serve(app: FastAPI, settings: Settings) -> None:
     """Run a service's app with uvicorn; SIGTERM finishes the batch in hand before the process exits."""
     logging.basicConfig(level=settings.LOG_LEVEL)
     uvicorn.run(

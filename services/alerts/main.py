@@ -12,7 +12,7 @@ from services.alerts.handlers import ASSIGNMENT, CONSUMER, router
 from services.alerts.lifecycle import Engine
 from services.alerts.tasks import TIMER, tick_forever
 from shared import topics
-from shared.app import create_api_app, serve
+from shared.app import create_app, serve
 from shared.config import AlertsSettings
 from shared.notifications import CHANNELS
 from shared.targets import Targets
@@ -22,11 +22,11 @@ def create(settings: AlertsSettings) -> FastAPI:
     """Build the alerts app."""
     parse_office_hours(settings.ALERTS_OFFICE_HOURS)  # fail at start, not at the first digest
     engine = Engine.from_settings(settings, Targets())
-    return create_api_app(
+    return create_app(
         "alerts",
         router,
-        api.router,
         settings,
+        api_router=api.router,
         title="dvc-monitor alerts: cảnh báo đơn vị không đạt chỉ tiêu / units below target",
         state={"engine": engine},
         background=[

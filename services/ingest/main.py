@@ -2,7 +2,7 @@
 
 from functools import partial
 
-from faststream.asgi import AsgiFastStream
+from fastapi import FastAPI
 
 from services.ingest.handlers import ASSIGNMENT, CONSUMER, UnitRegistry, router, store_lag_marks
 from shared import topics
@@ -10,13 +10,13 @@ from shared.app import create_app, serve
 from shared.config import Settings
 
 
-def create(settings: Settings) -> AsgiFastStream:
+def create(settings: Settings) -> FastAPI:
     """Build the ingest app."""
     return create_app(
         "ingest",
         router,
         settings,
-        context={"registry": UnitRegistry()},
+        state={"registry": UnitRegistry()},
         consumer_ready=lambda: bool(ASSIGNMENT.partitions) and not CONSUMER.waiting,
         consumed={"dvc-ingest": [topics.CASE_EVENTS, topics.DOCUMENT_EVENTS]},
         on_lag=partial(store_lag_marks, grace=settings.WATERMARK_GRACE_SECONDS),

@@ -9,7 +9,7 @@ from services.metrics import api, pagereports, pages, reports_api
 from services.metrics.exporter import KpiCollector
 from services.metrics.handlers import ASSIGNMENT, CONSUMER, SWEEPER, router, sweep_deadlines_forever
 from shared import topics
-from shared.app import create_api_app, serve
+from shared.app import create_app, serve
 from shared.config import Settings
 from shared.targets import Targets
 
@@ -24,11 +24,11 @@ def create(settings: Settings) -> FastAPI:
     routes.include_router(reports_api.router)
     routes.include_router(pages.router)  # the web pages
     routes.include_router(pagereports.router)  # report downloads from the pages
-    return create_api_app(
+    return create_app(
         "metrics",
         router,
-        routes,
         settings,
+        api_router=routes,
         title="dvc-monitor metrics: chỉ số theo đơn vị / KPIs per unit",
         state={
             "targets": targets,
