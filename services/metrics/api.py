@@ -237,24 +237,11 @@ async def read_kpis(
         complete = await completeness(request, connection)
         now = complete.as_of
         tree = UnitTree.from_rows(await queries.fetch_units(connection))
-        try:
-            unit_ids, target_unit, target_level = tree.resolve(parsed_scope)
-        except ValueError as exc:
-            raise HTTPException(status_code=400, detail=str(exc)) from exc
+        unit_ids, target_unit, target_level = resolve_or_400(tree, parsed_scope)
         counts = await queries.fetch_rollups(
             connection, unit_ids=unit_ids, first=parsed_period.first, last=parsed_period.last, now=now
         )
-        groups = None
-        if by is not None:
-            grouped = await queries.fetch_group_rollups(
-                connection,
-                by=by,
-                unit_ids=unit_ids,
-                first=parsed_period.first,
-                last=parsed_period.last,
-                now=now,
-            )
-            catalogue = await queries.fetch_procedure_names(connection)
+        grouped = None if by is None else await read_groups(connection, by, unit_ids, parsed_period, now)
     kpis = figures(
         counts,
         request.app.state.targets,
@@ -263,9 +250,11 @@ async def read_kpis(
         year=parsed_period.last.year,  # a reporting year starts on 15/12 of the year before
         judge_yearly=judges_yearly(parsed_scope, parsed_period),
     )
-    if by is not None:
+    groups = None
+    if by is not None and grouped is not None:
+        group_counts, catalogue = grouped
         target_args = (request.app.state.targets, target_unit, target_level, parsed_period.last.year)
-        groups = group_figures(by, grouped, catalogue, *target_args)
+        groups = group_figures(by, group_counts, catalogue, *target_args)
     return KpiReport(
         scope=scope,
         period=period,
@@ -277,6 +266,24 @@ async def read_kpis(
         by=by,
         groups=groups,
     )
+
+
+def resolve_or_400(tree: UnitTree, scope: Scope) -> tuple[list[str], str | None, str | None]:
+    """Resolve a scope to its unit ids and target keys; an unknown unit or level is the client's error."""
+    try:
+        return tree.resolve(scope)
+    except ValueError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from exc
+
+
+async def read_groups(
+    connection: asyncpg.Connection, by: str, unit_ids: list[str], period: Period, now: datetime
+) -> tuple[dict[str | None, dict[str, tuple[int, int]]], dict[str, tuple[str, str]]]:
+    """Return the case KPI counts per procedure code or field, and the catalogue's names."""
+    grouped = await queries.fetch_group_rollups(
+        connection, by=by, unit_ids=unit_ids, first=period.first, last=period.last, now=now
+    )
+    return grouped, await queries.fetch_procedure_names(connection)
 
 
 NOT_IN_CATALOGUE = "chưa có trong danh mục / not in the catalogue"

@@ -256,16 +256,9 @@ def pageviews_unit(unit: api.UnitStatus, lang: str) -> dict[str, Any]:
 async def unit_page(request: Request, unit_id: str, t: str = "") -> Response:
     """A unit's page: KPIs against its own target, budget, forecast, overdue cases, alerts."""
     started = time.perf_counter()
-    grant: PageGrant | None = None
-    if t:
-        try:
-            grant = page_grant(request, t)
-        except InvalidPageLink as exc:
-            return refused(request, str(exc))
-        if grant.unit_id != unit_id:
-            return refused(request, "liên kết của đơn vị khác / a link of another unit")
-    elif await signed_in(request) is None:
-        return to_login(request)
+    grant = await unit_page_grant(request, unit_id, t)
+    if isinstance(grant, Response):
+        return grant
     lang = pick_lang(request.query_params.get("lang"))
     pool: asyncpg.Pool = request.app.state.pool
     async with pool.acquire() as connection:
@@ -275,20 +268,7 @@ async def unit_page(request: Request, unit_id: str, t: str = "") -> Response:
     cases = await api.read_overdue_cases(request, unit_id)
     overdue = pageviews.overdue_rows(cases, lang)
     if request.query_params.get("format") == "csv":
-        return csv_response(
-            f"qua-han-{unit_id}.csv",
-            ["case_id", "procedure_code", "deadline", "days_overdue", "apologized"],
-            [
-                [
-                    c.case_id,
-                    c.procedure_code or "",
-                    c.deadline.isoformat(),
-                    c.late_seconds // 86400,
-                    c.apologized,
-                ]
-                for c in cases
-            ],
-        )
+        return overdue_csv(unit_id, cases)
     today = local_today()
     month, year = current_periods(today)
     month_report = await api.read_kpis(request, scope=f"unit:{unit_id}", period=month.name, by="procedure")
@@ -326,6 +306,31 @@ async def unit_page(request: Request, unit_id: str, t: str = "") -> Response:
         updating=month_report.updating,
         render_ms=round((time.perf_counter() - started) * 1000),
         started=started,
+    )
+
+
+async def unit_page_grant(request: Request, unit_id: str, token: str) -> PageGrant | None | Response:
+    """Return the page link's grant (None for a signed-in user), or the refusal or login to answer with."""
+    if not token:
+        return None if await signed_in(request) is not None else to_login(request)
+    try:
+        grant = page_grant(request, token)
+    except InvalidPageLink as exc:
+        return refused(request, str(exc))
+    if grant.unit_id != unit_id:
+        return refused(request, "liên kết của đơn vị khác / a link of another unit")
+    return grant
+
+
+def overdue_csv(unit_id: str, cases: list[api.OverdueCase]) -> Response:
+    """The unit's overdue cases as a CSV download."""
+    return csv_response(
+        f"qua-han-{unit_id}.csv",
+        ["case_id", "procedure_code", "deadline", "days_overdue", "apologized"],
+        [
+            [c.case_id, c.procedure_code or "", c.deadline.isoformat(), c.late_seconds // 86400, c.apologized]
+            for c in cases
+        ],
     )
 
 
