@@ -24,6 +24,8 @@ from shared.db import open_pool
 from shared.kafka_auth import broker_security
 from shared.lag import LagMonitor, OnMeasured
 
+logger = logging.getLogger(__name__)
+
 BackgroundTask = Callable[[asyncpg.Pool], Coroutine[Any, Any, None]]
 ConsumedTopics = Mapping[str, Sequence[str]]  # consumer group -> its topics (unprefixed)
 LagHandler = Callable[[asyncpg.Pool], OnMeasured]
@@ -129,8 +131,9 @@ def create_app(
                 yield
             finally:
                 await cancel_all(tasks)
-                await broker.stop()
+                await broker.stop()  # waits for the batch in hand (graceful_timeout)
                 await dead_letters.stop()
+        logger.info("%s shut down gracefully", service_name)
 
     if api_router is None:  # no API: no documentation routes either
         app = FastAPI(title=title or service_name, lifespan=lifespan, openapi_url=None)
