@@ -22,8 +22,9 @@ from cli.kafka import ADMIN, admin_config, ensure_acls, ensure_topics, principal
 from cli.sim.publish import publish
 from cli.sim.stream import SimEvent, generate_events
 from cli.units import read_registry, store_registry
-from services.ingest.batches import Accepted, event_record
 from services.ingest.queries import EVENT_COLUMNS
+from services.ingest.storage import event_record
+from services.ingest.validation import Accepted
 from shared import topics
 from shared.config import KafkaSettings, MigrationSettings
 from shared.db import init_connection
