@@ -17,7 +17,7 @@ from prometheus_client import Counter, Histogram
 from pydantic import SkipValidation, WithJsonSchema
 
 from services.ingest.storage import StoredBatch
-from services.ingest.storage_policy import CONSUMER, store_isolating_poison
+from services.ingest.storage_policy import CONSUMER, store_in_transaction, store_isolating_poison
 from services.ingest.storage_policy import HANDLER_ERROR as HANDLER_ERROR
 from services.ingest.validation import DeadLetter, UnitIds, refresh_units, validate_records
 from services.ingest.watermarks import MarksOf, partition_marks
@@ -99,7 +99,7 @@ async def handle_batch(
     BATCH_SIZE.observe(len(records))
     await refresh_units(units, pool, max_age=settings.REGISTRY_REFRESH_SECONDS)
     accepted, rejected = await validate_records(records, units, pool, settings.TOPIC_PREFIX)
-    stored, crashed = await store_isolating_poison(pool, accepted, marks_of)
+    stored, crashed = await store_isolating_poison(partial(store_in_transaction, pool, marks_of), accepted)
     first_event_at = min(record.timestamp for record in records) / 1000 if records else None
     await publish_outcome(dead_letter_producer, [*rejected, *crashed], stored, first_event_at)
     COMMIT_SECONDS.observe(time.perf_counter() - started)

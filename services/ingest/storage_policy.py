@@ -7,8 +7,7 @@ that fails alone `LEAF_ATTEMPTS` times is dead-lettered with the reason `handler
 """
 
 import logging
-from collections.abc import Sequence
-from functools import partial
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
@@ -25,15 +24,19 @@ HANDLER_ERROR = "handler_error"  # operational reason: the event failed storage 
 CONSUMER = Retrying("consumer", logger)  # the outage state of ingest's consumer (readiness reads it)
 
 
+Store = Callable[[Sequence[Accepted]], Awaitable[StoredBatch]]
+
+
 async def store_isolating_poison(
-    pool: asyncpg.Pool, batch: Sequence[Accepted], marks_of: MarksOf | None = None
+    store: Store, batch: Sequence[Accepted]
 ) -> tuple[StoredBatch, list[DeadLetter]]:
-    """Store the batch, bisecting it on an error the data may cause; return what was stored and the
-    dead letters of the events that failed alone. Storage outages propagate."""
+    """Store the batch with `store` (`store_in_transaction`), bisecting it on an error the data may
+    cause; return what was stored and the dead letters of the events that failed alone. Storage
+    outages propagate."""
     stored = StoredBatch()
     if not batch:
         return stored, []
-    outcome = await process_isolating(batch, partial(store_in_transaction, pool, marks_of))
+    outcome = await process_isolating(batch, store)
     for part in outcome.results:
         stored.merge(part)
     crashed = []

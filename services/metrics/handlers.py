@@ -21,7 +21,7 @@ from services.metrics import queries
 from services.metrics.periods import is_supported_day, local_today, parse_period
 from shared import topics
 from shared.app import PartitionAssignment
-from shared.backoff import Retrying, repeat_forever
+from shared.backoff import Retrying
 from shared.config import Settings
 from shared.consuming import DeadLetterProducer, batch_subscriber, isolate_internal_poison, settle_batch
 from shared.events import CellsChanged, UnitKpisComputed
@@ -208,21 +208,6 @@ async def publish_kpi_updates(
                     UnitKpisComputed(unit_id=unit_id, period=name, counts=counts, computed_at=computed_at)
                 )
     await asyncio.gather(*(kpi_updates.publish(m, key=m.unit_id.encode()) for m in messages))
-
-
-async def sweep_deadlines_forever(
-    pool: asyncpg.Pool,
-    *,
-    lookback_days: int,
-    interval: float = SWEEP_INTERVAL_SECONDS,
-    topic_prefix: str = "",
-) -> None:
-    """Every `interval` seconds, mark dirty the cells of cases whose deadline has just passed."""
-    await repeat_forever(
-        partial(sweep_deadlines, pool, lookback_days=lookback_days, topic_prefix=topic_prefix),
-        every=interval,
-        retrying=SWEEPER,
-    )
 
 
 async def sweep_deadlines(pool: asyncpg.Pool, *, lookback_days: int, topic_prefix: str = "") -> int:
