@@ -80,8 +80,8 @@ async def store_events(
 ) -> None:
     """Validate every record, store the good ones exactly once, dead-letter the rest, then commit."""
     # On a storage outage nothing is committed: the batch is retried after a backoff (settle_batch).
-    consumer: AIOKafkaConsumer = msg.consumer  # the real consumer of a batch
-    marks_of = partial(partition_marks, consumer.highwater, settings.WATERMARK_GRACE_SECONDS)
+    consumer: AIOKafkaConsumer = msg.consumer  # the real consumer of a batch: its fetched highwaters
+    marks_of = partial(partition_marks, consumer, settings.WATERMARK_GRACE_SECONDS)
     handle = partial(handle_batch, records, pool, units, settings, dead_letter_producer, marks_of)
     await settle_batch(msg, CONSUMER, handle)
 

@@ -5,6 +5,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import asyncpg
 from aiokafka import ConsumerRecord, TopicPartition
@@ -26,11 +27,15 @@ class Mark:
 MarksOf = Callable[[Sequence[ConsumerRecord]], list[Mark]]
 
 
-def partition_marks(
-    highwater: Callable[[TopicPartition], int | None], grace: float, records: Sequence[ConsumerRecord]
-) -> list[Mark]:
+class Fetched(Protocol):
+    """What a consumer knows of the partitions it fetched (aiokafka's `AIOKafkaConsumer.highwater`)."""
+
+    def highwater(self, partition: TopicPartition) -> int | None: ...
+
+
+def partition_marks(consumer: Fetched, grace: float, records: Sequence[ConsumerRecord]) -> list[Mark]:
     """Return each partition's mark after these records: complete up to now if they reach the end the
-    broker reported with the fetch; otherwise up to the broker timestamp of the last of them (no later
+    broker reported with the fetch (the consumer's highwater); otherwise up to the broker timestamp of the last of them (no later
     than the oldest record still waiting) minus the grace for upstream delivery."""
     now = time.time()
     last: dict[TopicPartition, ConsumerRecord] = {}
@@ -40,7 +45,7 @@ def partition_marks(
             last[tp] = record
     marks = []
     for tp, record in last.items():
-        end = highwater(tp)
+        end = consumer.highwater(tp)
         caught_up = end is not None and record.offset + 1 >= end
         until = now if caught_up else min(now, record.timestamp / 1000) - grace
         marks.append(Mark(tp.topic, tp.partition, record.offset + 1, datetime.fromtimestamp(until, UTC)))
