@@ -20,8 +20,9 @@ from confluent_kafka.admin import AdminClient
 from cli.db import SERVICE_ROLES, migrate
 from cli.kafka import ADMIN, admin_config, ensure_acls, ensure_topics, principal, remove_prefixed
 from cli.units import store_registry
-from services.ingest.batches import Accepted, event_record
 from services.ingest.queries import EVENT_COLUMNS
+from services.ingest.storage import event_record
+from services.ingest.validation import Accepted
 from shared import topics
 from shared.config import KafkaSettings, MigrationSettings
 from shared.db import init_connection

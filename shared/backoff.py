@@ -11,9 +11,12 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
+import asyncpg
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
@@ -125,7 +128,7 @@ class Retrying:
         self.backoff.reset()
 
 
-async def repeat_forever(step: Callable[[], Awaitable[object]], *, every: float, retrying: Retrying) -> None:
+async def run_forever(step: Callable[[], Awaitable[object]], *, every: float, retrying: Retrying) -> None:
     """Run `step` every `every` seconds; after a failure, wait out the backoff instead, never less."""
     while True:
         try:
@@ -135,3 +138,14 @@ async def repeat_forever(step: Callable[[], Awaitable[object]], *, every: float,
             continue
         retrying.succeeded()
         await asyncio.sleep(every)
+
+
+def periodic(
+    step: Callable[[asyncpg.Pool], Awaitable[object]], *, every: float, retrying: Retrying
+) -> Callable[[asyncpg.Pool], Coroutine[Any, Any, None]]:
+    """Return a service's background task: `step(pool)` run forever (`run_forever`)."""
+
+    async def run(pool: asyncpg.Pool) -> None:
+        await run_forever(partial(step, pool), every=every, retrying=retrying)
+
+    return run

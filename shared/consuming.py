@@ -12,10 +12,12 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-from faststream.kafka import KafkaMessage
+from aiokafka.abc import ConsumerRebalanceListener
+from faststream import AckPolicy
+from faststream.kafka import KafkaMessage, KafkaRouter
 from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 
@@ -23,6 +25,9 @@ from shared import topics
 from shared.backoff import Retrying, infrastructure_failure_kind
 from shared.config import Settings
 from shared.kafka_auth import aiokafka_security
+
+if TYPE_CHECKING:
+    from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +58,38 @@ async def parse_keeping_headers(
     return message
 
 
-def raw_bodies(message: KafkaMessage) -> Any:
-    """Decode nothing: the handler validates every record itself, inside its own error handling."""
-    return message.body
+def raw_records(message: KafkaMessage) -> Any:
+    """Decode nothing: the body is the batch's records, which the handler validates one by one inside
+    its own error handling (one bad record cannot fail the batch). Type the body parameter as
+    `list[Annotated[ConsumerRecord, SkipValidation, WithJsonSchema(<message schema>)]]`: the records
+    pass through unchanged and the AsyncAPI document shows the messages' schema."""
+    return message.raw_message
 
 
-# The subscriber options every batch subscriber of ours passes to `router.subscriber(...)`.
-RAW_BATCH = {"parser": parse_keeping_headers, "decoder": raw_bodies}
+def batch_subscriber(
+    router: KafkaRouter,
+    *names: str,
+    group_id: str,
+    max_records: int,
+    batch_timeout_ms: int,
+    listener: ConsumerRebalanceListener,
+    title: str,
+) -> "BatchSubscriber":
+    """Subscribe a handler the one way our services consume: batches of raw records (`raw_records`,
+    headers never decoded) from the earliest offset, committed by `settle_batch` once handled."""
+    return router.subscriber(
+        *(topics.declared(name) for name in names),
+        group_id=group_id,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=batch_timeout_ms,
+        ack_policy=AckPolicy.MANUAL,  # settle_batch: commit after the batch, or back off and rewind
+        auto_offset_reset="earliest",
+        listener=listener,
+        parser=parse_keeping_headers,
+        decoder=raw_records,
+        title=title,
+    )
 
 
 class UnprovenFailure(Exception):

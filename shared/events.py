@@ -22,6 +22,7 @@ from pydantic import (
     StrictStr,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
 )
 from pydantic_core import PydanticCustomError, PydanticUndefined
@@ -33,8 +34,12 @@ from shared.kpis import LOCAL_TZ
 FIRST_YEAR, LAST_YEAR = 2000, 2099
 
 
-def parse_timestamp(value: Any) -> datetime:
-    """Parse an ISO 8601 string with an explicit offset, naming the contract's reason on failure."""
+def parse_timestamp(value: Any, info: ValidationInfo) -> datetime:
+    """Parse an ISO 8601 string with an explicit offset, naming the contract's reason on failure.
+
+    Re-reading a stored event (context `{"stored": True}`) skips the v1.1 year range: it was accepted
+    when it arrived, possibly under an earlier version of the contract.
+    """
     if not isinstance(value, str):
         raise PydanticCustomError("wrong_type", "a timestamp must be a JSON string")
     try:
@@ -44,7 +49,7 @@ def parse_timestamp(value: Any) -> datetime:
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise PydanticCustomError("naive_timestamp", "the timestamp has no UTC offset")
     year = local_year(parsed)
-    if not FIRST_YEAR <= year <= LAST_YEAR:
+    if not FIRST_YEAR <= year <= LAST_YEAR and not (info.context or {}).get("stored"):
         raise PydanticCustomError(
             "bad_timestamp",
             "the local (Asia/Ho_Chi_Minh, UTC+7) year {year} is outside the allowed range {first}..{last}",

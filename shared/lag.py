@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import Gauge
 
-from shared.backoff import Retrying, repeat_forever
+from shared.backoff import Retrying, run_forever
 from shared.config import Settings
 from shared.kafka_auth import aiokafka_security
 
@@ -108,9 +108,7 @@ class LagMonitor:
         await admin.start()
         await probe.start()
         try:
-            await repeat_forever(
-                partial(self.step, admin, probe), every=self.interval, retrying=self.retrying
-            )
+            await run_forever(partial(self.step, admin, probe), every=self.interval, retrying=self.retrying)
         finally:
             await probe.stop()
             await admin.close()

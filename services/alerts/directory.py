@@ -1,11 +1,11 @@
 """The unit directory of alerts: names, levels, parents and heads, reloaded when the registry version changes."""
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import asyncpg
 
 from services.alerts import queries
+from shared.registry import RegistryCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,25 +21,22 @@ class Unit:
     head_webhook_url: str | None
 
 
-@dataclass(slots=True)
-class Directory:
-    """Units by id, refreshed at most every `max_age` seconds and only when the registry changed."""
+async def load_units(connection: asyncpg.Connection) -> dict[str, Unit]:
+    """Return the registry's units by id."""
+    return {row["unit_id"]: Unit(**dict(row)) for row in await queries.fetch_units(connection)}
 
-    units: dict[str, Unit] = field(default_factory=dict)
-    version: int = -2
-    checked_at: float = 0.0
 
-    async def refresh(self, connection: asyncpg.Connection, *, max_age: float) -> None:
-        """Reload the units if the registry version changed since the last load."""
-        if time.monotonic() - self.checked_at < max_age:
-            return
-        version = await queries.fetch_registry_version(connection)
-        if version != self.version:
-            rows = await queries.fetch_units(connection)
-            self.units = {row["unit_id"]: Unit(**dict(row)) for row in rows}
-            self.version = version
-        self.checked_at = time.monotonic()
+class Directory(RegistryCache[dict[str, Unit]]):
+    """Units by id: the shared registry cache (`refresh`) with the lookups alerts needs."""
+
+    def __init__(self) -> None:
+        super().__init__(load=load_units, value={})
+
+    @property
+    def units(self) -> dict[str, Unit]:
+        """The units by id, as last loaded."""
+        return self.value
 
     def parent_of(self, unit: Unit) -> Unit | None:
         """Return the parent unit, if it is in the registry."""
-        return self.units.get(unit.parent_id) if unit.parent_id else None
+        return self.value.get(unit.parent_id) if unit.parent_id else None

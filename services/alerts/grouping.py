@@ -21,7 +21,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 
 import asyncpg
 
@@ -30,7 +29,7 @@ from services.alerts.delivery import active_silences
 from services.alerts.lifecycle import Engine
 from services.alerts.notices import group_row
 from services.alerts.rules import Silence, silenced_until
-from shared.backoff import Retrying, repeat_forever
+from shared.backoff import Retrying
 
 logger = logging.getLogger(__name__)
 
@@ -71,13 +70,6 @@ def coalesce(notices: Sequence[Held]) -> Coalesced:
             result.keep.append(last.notification_id)
     result.keep.sort()
     return result
-
-
-async def group_forever(pool: asyncpg.Pool, *, engine: Engine) -> None:
-    """Release due groups every ALERTS_SEND_POLL_SECONDS; after a failure, wait out the backoff."""
-    await repeat_forever(
-        partial(release_due, pool, engine), every=engine.settings.ALERTS_SEND_POLL_SECONDS, retrying=GROUPER
-    )
 
 
 async def release_due(pool: asyncpg.Pool, engine: Engine) -> int:

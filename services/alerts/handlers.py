@@ -16,22 +16,16 @@ from typing import Annotated
 
 import asyncpg
 from aiokafka import ConsumerRecord
-from faststream import AckPolicy, Context
+from faststream import Context
 from faststream.kafka import KafkaMessage, KafkaRouter
-from pydantic import WithJsonSchema
+from pydantic import SkipValidation, WithJsonSchema
 
 from services.alerts import queries
 from services.alerts.lifecycle import Engine, Observation, apply_observations, observations_of, wake_senders
 from shared import topics
 from shared.app import PartitionAssignment
 from shared.backoff import Retrying
-from shared.consuming import (
-    DeadLetterProducer,
-    isolate_internal_poison,
-    parse_keeping_headers,
-    raw_bodies,
-    settle_batch,
-)
+from shared.consuming import DeadLetterProducer, batch_subscriber, isolate_internal_poison, settle_batch
 from shared.events import AlertStateChanged, UnitKpisComputed
 
 logger = logging.getLogger(__name__)
@@ -39,7 +33,9 @@ logger = logging.getLogger(__name__)
 PUBLISH_BATCH = 500
 ASSIGNMENT = PartitionAssignment()
 CONSUMER = Retrying("consumer", logger)
-RawUnitKpisComputed = Annotated[bytes, WithJsonSchema(UnitKpisComputed.model_json_schema())]
+UnitKpisComputedRecord = Annotated[
+    ConsumerRecord, SkipValidation, WithJsonSchema(UnitKpisComputed.model_json_schema())
+]
 router = KafkaRouter()
 alert_changes = router.publisher(
     topics.ALERTS,
@@ -49,21 +45,17 @@ alert_changes = router.publisher(
 )
 
 
-@router.subscriber(
-    topics.declared(topics.KPI_UPDATES),
+@batch_subscriber(
+    router,
+    topics.KPI_UPDATES,
     group_id="dvc-alerts",
-    batch=True,
     max_records=2000,
     batch_timeout_ms=100,
-    ack_policy=AckPolicy.MANUAL,
-    auto_offset_reset="earliest",
     listener=ASSIGNMENT,
-    parser=parse_keeping_headers,
-    decoder=raw_bodies,  # validated per record, so one bad message cannot fail the batch
     title="kpi updates (alerts)",
 )
 async def evaluate_kpi_updates(
-    body: list[RawUnitKpisComputed],  # noqa: ARG001 (records are read from msg; this types the AsyncAPI payload)
+    records: list[UnitKpisComputedRecord],
     msg: KafkaMessage,
     pool: Annotated[asyncpg.Pool, Context("pool")],
     engine: Annotated[Engine, Context("engine")],
@@ -72,18 +64,11 @@ async def evaluate_kpi_updates(
     """Evaluate every targeted KPI of the batch's updates in one transaction, then publish the changes."""
     # A message that is invalid or fails alone goes to dvc.internal-dead-letters.v1; on a storage
     # outage nothing is committed and the batch is retried after a backoff (settle_batch).
-    evaluated = await settle_batch(
-        msg,
-        CONSUMER,
-        partial(
-            isolate_internal_poison,
-            dead_letter_producer,
-            topics.KPI_UPDATES,
-            msg.raw_message,
-            UnitKpisComputed,
-            partial(evaluate_records, pool, engine),
-        ),
+    evaluate = partial(evaluate_records, pool, engine)
+    isolate = partial(
+        isolate_internal_poison, dead_letter_producer, topics.KPI_UPDATES, records, UnitKpisComputed, evaluate
     )
+    evaluated = await settle_batch(msg, CONSUMER, isolate)
     if not evaluated:
         return
     wake_senders(engine)

@@ -13,12 +13,6 @@ STATE_COLUMNS = (
 )
 
 
-async def fetch_registry_version(connection: asyncpg.Connection) -> int:
-    """Return the registry version (-1 before the first load)."""
-    version: int | None = await connection.fetchval("SELECT version FROM registry_version")
-    return -1 if version is None else version
-
-
 async def fetch_units(connection: asyncpg.Connection) -> list[asyncpg.Record]:
     """Return every unit with its head's contact details."""
     rows: list[asyncpg.Record] = await connection.fetch(

@@ -19,7 +19,6 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from functools import partial
 
 import asyncpg
 from prometheus_client import Gauge
@@ -33,7 +32,7 @@ from services.alerts.handlers import publish_state_changes
 from services.alerts.lifecycle import Engine, Observation, apply_observations, queue, wake_senders
 from services.alerts.notices import AlertRef, DigestContent, alert_rows, head_digest_key, head_digest_rows
 from services.alerts.rules import BELOW, STATES, silenced_until
-from shared.backoff import Retrying, repeat_forever
+from shared.backoff import Retrying
 from shared.workdays import local_now
 
 logger = logging.getLogger(__name__)
@@ -49,13 +48,6 @@ for _state in STATES:
 
 
 TIMER = Retrying("alerts_timer", logger)
-
-
-async def tick_forever(pool: asyncpg.Pool, *, engine: Engine) -> None:
-    """Run a tick every ALERTS_EVALUATION_SECONDS; after a failure, wait out the backoff instead."""
-    await repeat_forever(
-        partial(tick, pool, engine), every=engine.settings.ALERTS_EVALUATION_SECONDS, retrying=TIMER
-    )
 
 
 async def tick(pool: asyncpg.Pool, engine: Engine) -> None:

@@ -1,13 +1,33 @@
-"""Fold a case file's events, in any arrival order, into its current state (kpis.md, "Precise readings")."""
+"""Fold a case file's events, in any arrival order, into its current state (kpis.md, "Precise readings"),
+and plan the `cases` writes of a batch: pure functions, no I/O."""
 
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from copy import copy
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from operator import itemgetter
 from typing import Any
 
+from services.ingest.cells import Dirty, local_day
+from shared.events import (
+    CASE_EVENT_TYPES,
+    ApologyIssued,
+    CaseEvent,
+    CaseRated,
+    CaseReceived,
+    CaseRefused,
+    CaseResolved,
+    CaseSynced,
+    CaseWithdrawn,
+    ResultReturned,
+    SupplementReceived,
+    SupplementRequested,
+)
 from shared.kpis import LOCAL_TZ
 
-TERMINAL_TYPES = frozenset({"resolved", "refused", "withdrawn"})
+TERMINAL = (CaseResolved, CaseRefused, CaseWithdrawn)
+ANNOTATIONS = (ApologyIssued, CaseRated, CaseSynced, ResultReturned)  # count before receipt and after closure
+Arrival = tuple[CaseEvent, dict[str, Any]]  # a new event and its JSON form, as the case's history keeps it
 
 
 @dataclass(slots=True)
@@ -36,6 +56,20 @@ class CaseState:
     last_event_at: datetime | None = None  # latest occurred_at applied (the fast path's precondition)
 
 
+@dataclass(frozen=True, slots=True)
+class CaseWrite:
+    """One `cases` upsert: the new state, and the events that extend (`append`) or replace its history."""
+
+    state: CaseState
+    history: list[dict[str, Any]]
+    append: bool
+
+
+def parse_stored_event(body: dict[str, Any]) -> CaseEvent:
+    """Read back an event of a stored history (validated when it arrived)."""
+    return CASE_EVENT_TYPES[body["event_type"]].model_validate(body, context={"stored": True})
+
+
 def classify_resolution(resolved_at: datetime, deadline: datetime) -> str:
     """Return early, on_time or late; early compares local dates."""
     if resolved_at > deadline:
@@ -45,28 +79,25 @@ def classify_resolution(resolved_at: datetime, deadline: datetime) -> str:
     return "on_time"
 
 
-def fold_case(case_id: str, history: list[dict[str, Any]]) -> CaseState:
+def fold_case(case_id: str, history: Sequence[CaseEvent]) -> CaseState:
     """Apply the events (listed in arrival order) in occurred_at order; ties keep arrival order."""
     return apply_events(CaseState(case_id), history)
 
 
-def apply_events(state: CaseState, events: list[dict[str, Any]]) -> CaseState:
+def apply_events(state: CaseState, events: Sequence[CaseEvent]) -> CaseState:
     """Apply events (in arrival order) to a state, in occurred_at order.
 
     Continuing from a stored state is exact when no new event is earlier than the last one applied:
     the result then equals folding the whole history (ingest's fast path for in-order arrival).
     """
-    timed = [(parse_time(event["occurred_at"]), event) for event in events]
-    if len(timed) > 1:
-        timed.sort(key=itemgetter(0))  # stable: ties keep arrival order
-    for at, event in timed:
-        kind = event["event_type"]
-        if kind == "received" and state.received_at is None:
-            open_case(state, event, at)
-        elif kind in ("apology_issued", "rated", "synced", "returned"):
-            apply_annotation(state, kind, event, at)
+    for event in sorted(events, key=lambda e: e.occurred_at):  # stable: ties keep arrival order
+        at = event.occurred_at
+        if isinstance(event, CaseReceived) and state.received_at is None:
+            open_case(state, event)
+        elif isinstance(event, ANNOTATIONS):
+            apply_annotation(state, event)
         elif state.received_at is not None and state.close_type is None:
-            apply_transition(state, kind, event, at)
+            apply_transition(state, event)
         state.last_event_at = at if state.last_event_at is None else max(state.last_event_at, at)
     return state
 
@@ -81,57 +112,50 @@ def count_days(state: CaseState) -> set[date]:
         state.clock_since,
         *state.overdue_at,
     ]
-    return {instant.astimezone(LOCAL_TZ).date() for instant in instants if instant is not None}
+    return {local_day(instant) for instant in instants if instant is not None}
 
 
-def parse_time(value: str | None) -> datetime:
-    """Parse a stored ISO timestamp (always with an offset)."""
-    assert value is not None
-    return datetime.fromisoformat(value)
-
-
-def open_case(state: CaseState, event: dict[str, Any], at: datetime) -> None:
+def open_case(state: CaseState, event: CaseReceived) -> None:
     """Open the case with its first `received`."""
-    state.unit_id = event["unit_id"]
-    state.received_at = at
-    state.procedure_code = event["procedure_code"]
-    state.channel = event["channel"]
-    state.service_level = event["service_level"]
-    state.synced = state.synced or bool(event.get("synced_to_national_portal"))
-    state.deadline = parse_time(event["due_at"]) if event.get("due_at") else None
-    state.clock_since = at
+    state.unit_id = event.unit_id
+    state.received_at = event.occurred_at
+    state.procedure_code = event.procedure_code
+    state.channel = event.channel
+    state.service_level = event.service_level
+    state.synced = state.synced or bool(event.synced_to_national_portal)
+    state.deadline = event.due_at
+    state.clock_since = event.occurred_at
 
 
-def apply_annotation(state: CaseState, kind: str, event: dict[str, Any], at: datetime) -> None:
+def apply_annotation(state: CaseState, event: CaseEvent) -> None:
     """Apply the events that count even before the receipt and after the closure."""
-    if kind == "apology_issued" and state.apology_at is None:
+    at = event.occurred_at
+    if isinstance(event, ApologyIssued) and state.apology_at is None:
         state.apology_at = at
-    elif kind == "rated":
-        state.rating, state.rated_at = event["rating"], at
-    elif kind == "synced":
+    elif isinstance(event, CaseRated):
+        state.rating, state.rated_at = event.rating, at
+    elif isinstance(event, CaseSynced):
         state.synced = True
-    elif kind == "returned" and state.returned_at is None:
+    elif isinstance(event, ResultReturned) and state.returned_at is None:
         state.returned_at = at
 
 
-def apply_transition(state: CaseState, kind: str, event: dict[str, Any], at: datetime) -> None:
+def apply_transition(state: CaseState, event: CaseEvent) -> None:
     """Apply a pause, a resume or a closure to an open case."""
-    if state.paused_since is None and kind in TERMINAL_TYPES | {
-        "supplement_requested",
-        "supplement_received",
-    }:
+    at = event.occurred_at
+    if state.paused_since is None and isinstance(event, (*TERMINAL, SupplementRequested, SupplementReceived)):
         end_running_stretch(state, at)
-    if kind == "supplement_requested":
+    if isinstance(event, SupplementRequested):
         state.paused_since = state.paused_since or at
-    elif kind == "supplement_received":
+    elif isinstance(event, SupplementReceived):
         state.paused_since = None
         state.clock_since = at
         if state.deadline is not None:
-            state.deadline = parse_time(event["due_at"])
-    elif kind in TERMINAL_TYPES:
-        state.closed_at, state.close_type = at, kind
-        if kind == "resolved":
-            state.outcome = event["outcome"]
+            state.deadline = event.due_at
+    elif isinstance(event, TERMINAL):
+        state.closed_at, state.close_type = at, event.event_type
+        if isinstance(event, CaseResolved):
+            state.outcome = event.outcome
             state.timeliness = classify_resolution(at, state.deadline) if state.deadline else None
 
 
@@ -139,3 +163,72 @@ def end_running_stretch(state: CaseState, until: datetime) -> None:
     """Record the instant the case became overdue if the running stretch ending now crossed its deadline."""
     if state.deadline is not None and state.clock_since is not None and until > state.deadline:
         state.overdue_at.append(max(state.deadline, state.clock_since))
+
+
+def arrivals_by_case(arrivals: Iterable[Arrival]) -> dict[str, list[Arrival]]:
+    """Group new events by case, keeping arrival order."""
+    grouped: dict[str, list[Arrival]] = defaultdict(list)
+    for arrival in arrivals:
+        grouped[arrival[0].case_id].append(arrival)
+    return grouped
+
+
+def late_cases(stored: Mapping[str, CaseState], arrivals: Iterable[Arrival]) -> list[str]:
+    """Return the stored cases that a new event reaches earlier than their last applied event: those
+    are refolded from their whole history (the others continue from the stored state)."""
+    return [
+        case_id
+        for case_id, events in arrivals_by_case(arrivals).items()
+        if case_id in stored and is_late(stored[case_id], min(event.occurred_at for event, _ in events))
+    ]
+
+
+def is_late(state: CaseState, earliest_new: datetime) -> bool:
+    """Return True if a new event is earlier than the last one the stored state applied."""
+    return state.last_event_at is not None and earliest_new < state.last_event_at
+
+
+def plan_case_writes(
+    case_ids: Iterable[str],
+    stored: Mapping[str, CaseState],
+    histories: Mapping[str, list[dict[str, Any]]],
+    arrivals: Iterable[Arrival],
+) -> tuple[list[CaseWrite], Dirty]:
+    """Return the `cases` writes of a batch's new events and the cells they dirty.
+
+    `case_ids` are the cases the batch names (new events or repeats), `stored` their stored states,
+    `histories` the stored histories of the late cases (`late_cases`). A late case is refolded from
+    its history; a known case continues from its stored state (its history is appended to); a new case
+    is folded from its events. Every (unit, day) the old or the new state counts on is dirty.
+    """
+    writes = [
+        plan_case_write(case_id, events, stored, histories)
+        for case_id, events in arrivals_by_case(arrivals).items()
+    ]
+    new_states = {write.state.case_id: write.state for write in writes}
+    dirty: Dirty = defaultdict(set)
+    for case_id in case_ids:
+        for state in (stored.get(case_id), new_states.get(case_id)):
+            if state is not None and state.unit_id is not None:
+                dirty[state.unit_id] |= count_days(state)
+    return writes, dirty
+
+
+def plan_case_write(
+    case_id: str,
+    events: list[Arrival],
+    stored: Mapping[str, CaseState],
+    histories: Mapping[str, list[dict[str, Any]]],
+) -> CaseWrite:
+    """Return the write of one case with new events."""
+    new = [event for event, _ in events]
+    bodies = [body for _, body in events]
+    if case_id in histories:
+        history = histories[case_id]
+        state = fold_case(case_id, [*map(parse_stored_event, history), *new])
+        return CaseWrite(state, history + bodies, append=False)
+    if case_id in stored:
+        continued = copy(stored[case_id])
+        continued.overdue_at = list(continued.overdue_at)
+        return CaseWrite(apply_events(continued, new), bodies, append=True)
+    return CaseWrite(fold_case(case_id, new), bodies, append=False)

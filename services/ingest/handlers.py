@@ -1,51 +1,30 @@
-"""Consume case, document, report and inspection events in batches, store them exactly once, dead-letter bad input."""
+"""Consume case, document, report and inspection events in batches: validate, store exactly once, publish
+the dead letters and the dirty cells, then commit."""
 
 import asyncio
-import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from collections.abc import Sequence
+from datetime import date
 from functools import partial
 from typing import Annotated
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from faststream import AckPolicy, Context
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from faststream import Context
 from faststream.kafka import KafkaMessage, KafkaRouter
 from prometheus_client import Counter, Histogram
-from pydantic import WithJsonSchema
+from pydantic import SkipValidation, WithJsonSchema
 
-from services.ingest import queries
-from services.ingest.batches import Accepted, Mark, StoredBatch, store_batch
+from services.ingest.storage import StoredBatch
+from services.ingest.storage_policy import CONSUMER, store_in_transaction, store_isolating_poison
+from services.ingest.validation import DeadLetter, UnitIds, refresh_units, validate_records
+from services.ingest.watermarks import MarksOf, partition_marks
 from shared import topics
 from shared.app import PartitionAssignment
-from shared.backoff import Retrying
 from shared.config import Settings
-from shared.consuming import (
-    LEAF_ATTEMPTS,
-    DeadLetterProducer,
-    parse_keeping_headers,
-    process_isolating,
-    raw_bodies,
-    settle_batch,
-)
-from shared.events import (
-    HANDLER_ERROR,
-    REASON_CODES,
-    CellsChanged,
-    Event,
-    InspectionCompleted,
-    Rejection,
-    cells_key,
-    contract_json_schema,
-    decode_body,
-    validate_body,
-)
-from shared.lag import OnMeasured, PartitionLag
-
-logger = logging.getLogger(__name__)
+from shared.consuming import DeadLetterProducer, batch_subscriber, settle_batch
+from shared.events import HANDLER_ERROR, REASON_CODES, CellsChanged, cells_key, contract_json_schema
 
 MAX_RECORDS = topics.INGEST_MAX_RECORDS
 BATCH_TIMEOUT_MS = 100
@@ -64,38 +43,8 @@ for _topic in INPUT_TOPICS:
 for _reason in (*REASON_CODES, HANDLER_ERROR):
     DEAD_LETTERED.labels(_reason)
 
-
-@dataclass(slots=True)
-class UnitRegistry:
-    """The registry's unit ids, reloaded when its version changes (no restart needed)."""
-
-    unit_ids: frozenset[str] = frozenset()
-    version: int = -1
-    checked_at: float = field(default=0.0)
-
-    async def refresh(self, pool: asyncpg.Pool, *, max_age: float) -> None:
-        """Reload the unit ids if the stored version changed, at most every `max_age` seconds."""
-        if time.monotonic() - self.checked_at < max_age:
-            return
-        async with pool.acquire() as connection:
-            version = await queries.fetch_registry_version(connection)
-            if version != self.version:
-                self.unit_ids = frozenset(await queries.fetch_unit_ids(connection))
-                self.version = version
-        self.checked_at = time.monotonic()
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A rejected record and why."""
-
-    record: ConsumerRecord
-    rejection: Rejection
-
-
-RawContractEvent = Annotated[bytes, WithJsonSchema(contract_json_schema())]
+ContractRecord = Annotated[ConsumerRecord, SkipValidation, WithJsonSchema(contract_json_schema())]
 ASSIGNMENT = PartitionAssignment()
-CONSUMER = Retrying("consumer", logger)
 router = KafkaRouter()
 # Declared for the AsyncAPI document; sent by DeadLetterProducer, which keeps the original header bytes.
 router.publisher(
@@ -111,177 +60,52 @@ changes = router.publisher(
 )
 
 
-@router.subscriber(
-    *(topics.declared(topic) for topic in INPUT_TOPICS),
+@batch_subscriber(
+    router,
+    *INPUT_TOPICS,
     group_id="dvc-ingest",
-    batch=True,
     max_records=MAX_RECORDS,
     batch_timeout_ms=BATCH_TIMEOUT_MS,
-    ack_policy=AckPolicy.MANUAL,
-    auto_offset_reset="earliest",
     listener=ASSIGNMENT,
-    parser=parse_keeping_headers,  # headers are not part of the contract: never decoded
-    decoder=raw_bodies,  # validated per record against the contract, not here
     title="case, document, report and inspection events",
 )
 async def store_events(
-    body: list[RawContractEvent],  # noqa: ARG001 (records are read from msg; this types the AsyncAPI payload)
+    records: list[ContractRecord],
     msg: KafkaMessage,
     pool: Annotated[asyncpg.Pool, Context("pool")],
-    registry: Annotated[UnitRegistry, Context("registry")],
+    units: Annotated[UnitIds, Context("registry")],
     settings: Annotated[Settings, Context("settings")],
     dead_letter_producer: Annotated[DeadLetterProducer, Context("dead_letters")],
 ) -> None:
     """Validate every record, store the good ones exactly once, dead-letter the rest, then commit."""
     # On a storage outage nothing is committed: the batch is retried after a backoff (settle_batch).
-    records: tuple[ConsumerRecord, ...] = msg.raw_message
-    consumer: AIOKafkaConsumer = msg.consumer  # the real consumer of a batch
-    marks_of = partial(partition_marks, consumer.highwater, settings.WATERMARK_GRACE_SECONDS)
-    await settle_batch(
-        msg,
-        CONSUMER,
-        partial(handle_batch, records, pool, registry, settings, dead_letter_producer, marks_of),
-    )
+    consumer: AIOKafkaConsumer = msg.consumer  # the real consumer of a batch: its fetched highwaters
+    marks_of = partial(partition_marks, consumer, settings.WATERMARK_GRACE_SECONDS)
+    handle = partial(handle_batch, records, pool, units, settings, dead_letter_producer, marks_of)
+    await settle_batch(msg, CONSUMER, handle)
 
 
 async def handle_batch(
-    records: tuple[ConsumerRecord, ...],
+    records: Sequence[ConsumerRecord],
     pool: asyncpg.Pool,
-    registry: UnitRegistry,
+    units: UnitIds,
     settings: Settings,
     dead_letter_producer: DeadLetterProducer,
-    marks_of: "MarksOf | None" = None,
+    marks_of: MarksOf | None = None,
 ) -> None:
-    """Validate, store, and publish the dead letters and dirty cells of one batch."""
+    """Validate, store, then publish the dead letters and dirty cells of one batch."""
     started = time.perf_counter()
     BATCH_SIZE.observe(len(records))
-    await registry.refresh(pool, max_age=settings.REGISTRY_REFRESH_SECONDS)
-    accepted, rejected = await validate_records(records, pool, registry, settings.TOPIC_PREFIX)
-    stored, crashed = await store_isolating_poison(pool, accepted, marks_of)
-    rejected += crashed
+    await refresh_units(units, pool, max_age=settings.REGISTRY_REFRESH_SECONDS)
+    accepted, rejected = await validate_records(records, units, pool, settings.TOPIC_PREFIX)
+    stored, crashed = await store_isolating_poison(partial(store_in_transaction, pool, marks_of), accepted)
     first_event_at = min(record.timestamp for record in records) / 1000 if records else None
-    await publish_outcome(dead_letter_producer, rejected, stored, first_event_at)
+    await publish_outcome(dead_letter_producer, [*rejected, *crashed], stored, first_event_at)
     COMMIT_SECONDS.observe(time.perf_counter() - started)
     for topic, count in stored.stored.items():
         EVENTS_STORED.labels(topic).inc(count)
     for topic, count in stored.duplicates.items():
         DUPLICATES.labels(topic).inc(count)
-
-
-async def validate_records(
-    records: Sequence[ConsumerRecord], pool: asyncpg.Pool, registry: UnitRegistry, topic_prefix: str
-) -> tuple[list[Accepted], list[DeadLetter]]:
-    """Split a batch into accepted events and dead letters, in the contract's order of checks."""
-    accepted: list[Accepted] = []
-    rejected: list[DeadLetter] = []
-    refreshed = False
-    for record in records:
-        topic = record.topic.removeprefix(topic_prefix)
-        body = decode_body(record.value)
-        outcome = body if isinstance(body, Rejection) else validate_body(topic, body)
-        if not isinstance(outcome, Rejection) and unknown_units(outcome, registry.unit_ids):
-            if not refreshed:  # a unit loaded a moment ago is accepted; one check per batch at most
-                await registry.refresh(pool, max_age=0.0)
-                refreshed = True
-            unknown = unknown_units(outcome, registry.unit_ids)
-            if unknown:
-                field_name, unit_id = unknown[0]
-                outcome = Rejection("unknown_unit", f"{field_name} {unit_id!r} is not in the unit registry")
-        if isinstance(outcome, Rejection):
-            rejected.append(DeadLetter(record, outcome))
-        else:
-            assert isinstance(body, dict)
-            accepted.append(Accepted(topic, outcome, body, record))
-    return accepted, rejected
-
-
-def unknown_units(event: Event, unit_ids: frozenset[str]) -> list[tuple[str, str]]:
-    """Return the (field, id) pairs naming units outside the registry: `unit_id`, then `inspected_unit_id`."""
-    named = [("unit_id", event.unit_id)]
-    if isinstance(event, InspectionCompleted):
-        named.append(("inspected_unit_id", event.inspected_unit_id))
-    return [(name, unit_id) for name, unit_id in named if unit_id not in unit_ids]
-
-
-async def store_isolating_poison(
-    pool: asyncpg.Pool, batch: Sequence[Accepted], marks_of: "MarksOf | None" = None
-) -> tuple[StoredBatch, list[DeadLetter]]:
-    """Store the batch; if it fails with an error the data may cause, bisect it so one bad event cannot
-    fail the others. Storage outages propagate (the batch is retried whole, nothing is rejected)."""
-    stored = StoredBatch()
-    if not batch:
-        return stored, []
-    outcome = await process_isolating(batch, partial(store_in_transaction, pool, marks_of))
-    for part in outcome.results:
-        stored.merge(part)
-    crashed = []
-    for item, error in outcome.failed:
-        logger.error(
-            "event %s failed alone %d times, dead-lettering: %r", item.event.event_id, LEAF_ATTEMPTS, error
-        )
-        crashed.append(DeadLetter(item.record, Rejection(HANDLER_ERROR, f"storage failed: {error!r}"[:500])))
-    return stored, crashed
-
-
-async def store_in_transaction(
-    pool: asyncpg.Pool, marks_of: "MarksOf | None", batch: Sequence[Accepted]
-) -> StoredBatch:
-    """Store events, and the watermark of their partitions, in one transaction on a pooled connection."""
-    marks = marks_of([item.record for item in batch]) if marks_of is not None else []
-    async with pool.acquire() as connection:
-        return await store_batch(connection, batch, marks)
-
-
-MarksOf = Callable[[Sequence[ConsumerRecord]], list[Mark]]
-
-
-def partition_marks(
-    highwater: Callable[[TopicPartition], int | None], grace: float, records: Sequence[ConsumerRecord]
-) -> list[Mark]:
-    """Return each partition's mark after these records: complete up to now if they reach the end the
-    broker reported with the fetch; otherwise up to the broker timestamp of the last of them (no later
-    than the oldest record still waiting) minus the grace for upstream delivery."""
-    now = time.time()
-    last: dict[TopicPartition, ConsumerRecord] = {}
-    for record in records:
-        tp = TopicPartition(record.topic, record.partition)
-        if tp not in last or record.offset > last[tp].offset:
-            last[tp] = record
-    marks = []
-    for tp, record in last.items():
-        end = highwater(tp)
-        caught_up = end is not None and record.offset + 1 >= end
-        until = now if caught_up else min(now, record.timestamp / 1000) - grace
-        marks.append(Mark(tp.topic, tp.partition, record.offset + 1, datetime.fromtimestamp(until, UTC)))
-    return marks
-
-
-def lag_marks(lags: Sequence[PartitionLag], grace: float) -> list[Mark]:
-    """Return the marks of a lag measurement of the ingest group: complete up to the measurement when
-    nothing waits, else up to the oldest waiting record's broker timestamp minus the grace."""
-    marks = []
-    for lag in lags:
-        if lag.messages == 0:
-            until = lag.measured_at
-        elif lag.oldest_unconsumed_at is not None:
-            until = min(lag.measured_at, lag.oldest_unconsumed_at) - grace
-        else:
-            continue  # the waiting record could not be read: keep the stored mark
-        marks.append(Mark(lag.topic, lag.partition, lag.committed, datetime.fromtimestamp(until, UTC)))
-    return marks
-
-
-def store_lag_marks(pool: asyncpg.Pool, *, grace: float) -> OnMeasured:
-    """Return the handler of ingest's lag measurements: store them as watermarks (one writer: ingest)."""
-
-    async def store(lags: Sequence[PartitionLag]) -> None:
-        marks = lag_marks(lags, grace)
-        async with pool.acquire() as connection:
-            await queries.store_watermarks(
-                connection, marks=[(m.topic, m.partition, m.next_offset, m.complete_until) for m in marks]
-            )
-
-    return store
 
 
 async def publish_outcome(

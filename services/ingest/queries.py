@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from services.ingest.cases import CaseState
+from services.ingest.cases import CaseState, CaseWrite
 
 STATE_FIELDS = [f.name for f in fields(CaseState)]
 state_values = attrgetter(*STATE_FIELDS)
@@ -35,14 +35,9 @@ DOCUMENT_COLUMNS = [
 ]
 
 
-async def fetch_registry_version(connection: asyncpg.Connection) -> int:
-    """Return the registry version (0 when no registry was ever loaded)."""
-    return int(await connection.fetchval("SELECT coalesce(max(version), 0) FROM registry_version"))
-
-
-async def fetch_unit_ids(connection: asyncpg.Connection) -> set[str]:
+async def fetch_unit_ids(connection: asyncpg.Connection) -> frozenset[str]:
     """Return the ids of the registry's units."""
-    return {row["unit_id"] for row in await connection.fetch("SELECT unit_id FROM units")}
+    return frozenset(row["unit_id"] for row in await connection.fetch("SELECT unit_id FROM units"))
 
 
 async def ensure_event_partitions(connection: asyncpg.Connection, *, months: Iterable[date]) -> None:
@@ -93,18 +88,15 @@ async def fetch_case_histories(
     return {row["case_id"]: row["history"] for row in rows}
 
 
-async def upsert_cases(
-    connection: asyncpg.Connection, *, writes: Sequence[tuple[CaseState, list[dict[str, Any]], bool]]
-) -> None:
-    """Write case states: (state, history, append) where `append` adds the events to the stored history
-    and otherwise `history` replaces it. COPY into a session temp table, then two set-based upserts."""
+async def upsert_cases(connection: asyncpg.Connection, *, writes: Sequence[CaseWrite]) -> None:
+    """Write case states: `append` adds the events to the stored history, otherwise `history` replaces it. COPY into a session temp table, then two set-based upserts."""
     await connection.execute(
         "CREATE TEMP TABLE IF NOT EXISTS cases_incoming "
         "(LIKE cases INCLUDING DEFAULTS, append_history boolean NOT NULL) ON COMMIT DELETE ROWS"
     )
     await connection.copy_records_to_table(
         "cases_incoming",
-        records=[(*state_values(state), history, append) for state, history, append in writes],
+        records=[(*state_values(write.state), write.history, write.append) for write in writes],
         columns=[*CASE_COLUMNS, "append_history"],
     )
     assignments = ", ".join(f"{column} = EXCLUDED.{column}" for column in STATE_FIELDS[1:])

@@ -1,14 +1,14 @@
 """Keep one row per report and per inspection (contract v1.1), from its first event, and name dirty cells."""
 
+from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date
 from typing import TypeVar
 
 import asyncpg
 
 from services.ingest import queries
+from services.ingest.cells import Dirty, local_day
 from shared.events import Event, InspectionCompleted, ReportSubmitted
-from shared.kpis import LOCAL_TZ
 
 E = TypeVar("E", ReportSubmitted, InspectionCompleted)
 
@@ -24,17 +24,16 @@ def first_by_subject(events: Sequence[E], subject: str) -> dict[str, E]:
     return first
 
 
-async def keep_first_reports(
-    connection: asyncpg.Connection, events: Sequence[Event], dirty: dict[str, set[date]]
-) -> None:
-    """Upsert each report's first event and mark its old and new (unit, day) cells dirty."""
+async def keep_first_reports(connection: asyncpg.Connection, events: Sequence[Event]) -> Dirty:
+    """Upsert each report's first event; return its old and new (unit, day) cells."""
     first = first_by_subject([e for e in events if isinstance(e, ReportSubmitted)], "report_id")
+    dirty: Dirty = defaultdict(set)
     if not first:
-        return
+        return dirty
     for event in first.values():
-        dirty[event.unit_id].add(event.occurred_at.astimezone(LOCAL_TZ).date())
+        dirty[event.unit_id].add(local_day(event.occurred_at))
     for row in await queries.fetch_reports(connection, report_ids=list(first)):
-        dirty[row["unit_id"]].add(row["submitted_at"].astimezone(LOCAL_TZ).date())
+        dirty[row["unit_id"]].add(local_day(row["submitted_at"]))
     await queries.upsert_reports(
         connection,
         records=[
@@ -51,21 +50,21 @@ async def keep_first_reports(
             for e in first.values()
         ],
     )
+    return dirty
 
 
-async def keep_first_inspections(
-    connection: asyncpg.Connection, events: Sequence[Event], dirty: dict[str, set[date]]
-) -> None:
-    """Upsert each inspection's first event; the inspecting and the inspected unit's cells are dirty."""
+async def keep_first_inspections(connection: asyncpg.Connection, events: Sequence[Event]) -> Dirty:
+    """Upsert each inspection's first event; return the inspecting and the inspected unit's cells."""
     first = first_by_subject([e for e in events if isinstance(e, InspectionCompleted)], "inspection_id")
+    dirty: Dirty = defaultdict(set)
     if not first:
-        return
+        return dirty
     for event in first.values():
-        day = event.occurred_at.astimezone(LOCAL_TZ).date()
+        day = local_day(event.occurred_at)
         dirty[event.unit_id].add(day)
         dirty[event.inspected_unit_id].add(day)
     for row in await queries.fetch_inspections(connection, inspection_ids=list(first)):
-        day = row["completed_at"].astimezone(LOCAL_TZ).date()
+        day = local_day(row["completed_at"])
         dirty[row["unit_id"]].add(day)
         dirty[row["inspected_unit_id"]].add(day)
     await queries.upsert_inspections(
@@ -75,3 +74,4 @@ async def keep_first_inspections(
             for e in first.values()
         ],
     )
+    return dirty

@@ -3,7 +3,6 @@
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from functools import partial
 
 import asyncpg
 from prometheus_client.core import GaugeMetricFamily
@@ -11,7 +10,7 @@ from prometheus_client.registry import Collector
 
 from services.metrics import queries
 from services.metrics.periods import current_periods, local_today
-from shared.backoff import Retrying, repeat_forever
+from shared.backoff import Retrying
 from shared.kpis import KPIS
 from shared.targets import Targets
 from shared.watermark import read_completeness
@@ -72,9 +71,3 @@ class KpiCollector(Collector):
         stamp = GaugeMetricFamily("dvc_kpi_snapshot_timestamp_seconds", "Unix time of the KPI snapshot.")
         stamp.add_metric([], now.timestamp())
         self.families = [numerator, denominator, target, info, stamp]
-
-    async def refresh_forever(self, pool: asyncpg.Pool, targets: Targets, topic_prefix: str = "") -> None:
-        """Refresh the snapshot every few seconds; on failure keep the previous one and back off."""
-        await repeat_forever(
-            partial(self.refresh, pool, targets, topic_prefix), every=REFRESH_SECONDS, retrying=self.retrying
-        )

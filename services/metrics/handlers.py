@@ -12,25 +12,19 @@ from typing import Annotated
 
 import asyncpg
 from aiokafka import ConsumerRecord
-from faststream import AckPolicy, Context
+from faststream import Context
 from faststream.kafka import KafkaMessage, KafkaRouter
 from prometheus_client import Counter, Gauge, Histogram
-from pydantic import WithJsonSchema
+from pydantic import SkipValidation, WithJsonSchema
 
 from services.metrics import queries
 from services.metrics.cells import recompute, recompute_crossed_deadlines
 from services.metrics.periods import is_supported_day, local_today, parse_period
 from shared import topics
 from shared.app import PartitionAssignment
-from shared.backoff import Retrying, repeat_forever
+from shared.backoff import Retrying
 from shared.config import Settings
-from shared.consuming import (
-    DeadLetterProducer,
-    isolate_internal_poison,
-    parse_keeping_headers,
-    raw_bodies,
-    settle_batch,
-)
+from shared.consuming import DeadLetterProducer, batch_subscriber, isolate_internal_poison, settle_batch
 from shared.events import CellsChanged, UnitKpisComputed
 from shared.kpis import KPI_BY_ID
 
@@ -76,7 +70,9 @@ UNSUPPORTED_WARNING = OnceWarning(
 ASSIGNMENT = PartitionAssignment()
 CONSUMER = Retrying("consumer", logger)
 SWEEPER = Retrying("deadline_sweeper", logger)
-RawCellsChanged = Annotated[bytes, WithJsonSchema(CellsChanged.model_json_schema())]
+CellsChangedRecord = Annotated[
+    ConsumerRecord, SkipValidation, WithJsonSchema(CellsChanged.model_json_schema())
+]
 router = KafkaRouter()
 kpi_updates = router.publisher(
     topics.KPI_UPDATES,
@@ -86,21 +82,17 @@ kpi_updates = router.publisher(
 )
 
 
-@router.subscriber(
-    topics.declared(topics.CHANGES),
+@batch_subscriber(
+    router,
+    topics.CHANGES,
     group_id="dvc-metrics",
-    batch=True,
     max_records=5000,
     batch_timeout_ms=50,
-    ack_policy=AckPolicy.MANUAL,
-    auto_offset_reset="earliest",
     listener=ASSIGNMENT,
-    parser=parse_keeping_headers,
-    decoder=raw_bodies,  # validated per record, so one bad message cannot fail the batch
     title="changes",
 )
 async def recompute_changed_cells(
-    body: list[RawCellsChanged],  # noqa: ARG001 (records are read from msg; this types the AsyncAPI payload)
+    records: list[CellsChangedRecord],
     msg: KafkaMessage,
     pool: Annotated[asyncpg.Pool, Context("pool")],
     settings: Annotated[Settings, Context("settings")],
@@ -112,18 +104,10 @@ async def recompute_changed_cells(
     process = partial(
         apply_changes, pool, lookback_days=settings.ALERTS_LOOKBACK_DAYS, topic_prefix=settings.TOPIC_PREFIX
     )
-    await settle_batch(
-        msg,
-        CONSUMER,
-        partial(
-            isolate_internal_poison,
-            dead_letter_producer,
-            topics.CHANGES,
-            msg.raw_message,
-            CellsChanged,
-            process,
-        ),
+    isolate = partial(
+        isolate_internal_poison, dead_letter_producer, topics.CHANGES, records, CellsChanged, process
     )
+    await settle_batch(msg, CONSUMER, isolate)
 
 
 async def apply_changes(
@@ -193,21 +177,6 @@ async def publish_kpi_updates(
                     UnitKpisComputed(unit_id=unit_id, period=name, counts=counts, computed_at=computed_at)
                 )
     await asyncio.gather(*(kpi_updates.publish(m, key=m.unit_id.encode()) for m in messages))
-
-
-async def sweep_deadlines_forever(
-    pool: asyncpg.Pool,
-    *,
-    lookback_days: int,
-    interval: float = SWEEP_INTERVAL_SECONDS,
-    topic_prefix: str = "",
-) -> None:
-    """Every `interval` seconds, mark dirty the cells of cases whose deadline has just passed."""
-    await repeat_forever(
-        partial(sweep_deadlines, pool, lookback_days=lookback_days, topic_prefix=topic_prefix),
-        every=interval,
-        retrying=SWEEPER,
-    )
 
 
 async def sweep_deadlines(pool: asyncpg.Pool, *, lookback_days: int, topic_prefix: str = "") -> int:

@@ -6,10 +6,18 @@ from fastapi import APIRouter, FastAPI
 from prometheus_client import REGISTRY
 
 from services.metrics import api, pagereports, pages, reports_api
-from services.metrics.exporter import KpiCollector
-from services.metrics.handlers import ASSIGNMENT, CONSUMER, SWEEPER, router, sweep_deadlines_forever
+from services.metrics.exporter import REFRESH_SECONDS, KpiCollector
+from services.metrics.handlers import (
+    ASSIGNMENT,
+    CONSUMER,
+    SWEEP_INTERVAL_SECONDS,
+    SWEEPER,
+    router,
+    sweep_deadlines,
+)
 from shared import topics
 from shared.app import create_app, serve
+from shared.backoff import periodic
 from shared.config import Settings
 from shared.targets import Targets
 
@@ -43,12 +51,20 @@ def create(settings: Settings) -> FastAPI:
             "processing_lookback_days": settings.ALERTS_PROCESSING_LOOKBACK_DAYS,
         },
         background=[
-            partial(
-                sweep_deadlines_forever,
-                lookback_days=settings.ALERTS_LOOKBACK_DAYS,
-                topic_prefix=settings.TOPIC_PREFIX,
+            periodic(
+                partial(
+                    sweep_deadlines,
+                    lookback_days=settings.ALERTS_LOOKBACK_DAYS,
+                    topic_prefix=settings.TOPIC_PREFIX,
+                ),
+                every=SWEEP_INTERVAL_SECONDS,
+                retrying=SWEEPER,
             ),
-            partial(collector.refresh_forever, targets=targets, topic_prefix=settings.TOPIC_PREFIX),
+            periodic(
+                partial(collector.refresh, targets=targets, topic_prefix=settings.TOPIC_PREFIX),
+                every=REFRESH_SECONDS,
+                retrying=collector.retrying,
+            ),
         ],
         consumed={"dvc-metrics": [topics.CHANGES]},
         consumer_ready=lambda: bool(ASSIGNMENT.partitions) and not (CONSUMER.waiting or SWEEPER.waiting),

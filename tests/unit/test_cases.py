@@ -5,19 +5,25 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.ingest.cases import LOCAL_TZ, apply_events, fold_case
+from shared.events import CASE_EVENT_TYPES, CaseEvent
 from tests.factories import at, case_event, received
+
+
+def typed(body: dict[str, Any]) -> CaseEvent:
+    """Validate a factory event against its contract model (the fold works on the models)."""
+    return CASE_EVENT_TYPES[body["event_type"]].model_validate(body)
 
 
 def local(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=LOCAL_TZ)
 
 
-def event(kind: str, when: str, **fields: Any) -> dict[str, Any]:
-    return case_event(kind, "hs", "u1", at(when), **fields)
+def event(kind: str, when: str, **fields: Any) -> CaseEvent:
+    return typed(case_event(kind, "hs", "u1", at(when), **fields))
 
 
-def receipt(when: str, due: str | None) -> dict[str, Any]:
-    return received("hs", "u1", at(when), due_at=at(due) if due else None)
+def receipt(when: str, due: str | None) -> CaseEvent:
+    return typed(received("hs", "u1", at(when), due_at=at(due) if due else None))
 
 
 def test_resolution_classes_use_local_dates() -> None:
@@ -131,8 +137,8 @@ def test_first_terminal_closes_and_annotations_still_count() -> None:
 
 def test_first_received_by_occurred_at_opens_the_case() -> None:
     history = [
-        received("hs", "u2", at("2021-03-02 08:00"), due_at=at("2021-03-09 17:00")),
-        received("hs", "u1", at("2021-03-01 08:00"), due_at=at("2021-03-05 17:00")),
+        typed(received("hs", "u2", at("2021-03-02 08:00"), due_at=at("2021-03-09 17:00"))),
+        typed(received("hs", "u1", at("2021-03-01 08:00"), due_at=at("2021-03-05 17:00"))),
     ]
     state = fold_case("hs", history)
     assert state.unit_id == "u1" and state.deadline == local("2021-03-05 17:00")
@@ -161,7 +167,7 @@ def test_a_case_without_its_receipt_counts_nowhere() -> None:
     assert state.unit_id is None and state.close_type is None
 
 
-def random_history(rng: random.Random) -> list[dict[str, Any]]:
+def random_history(rng: random.Random) -> list[CaseEvent]:
     kinds = [
         "supplement_requested",
         "supplement_received",
@@ -196,13 +202,13 @@ def random_history(rng: random.Random) -> list[dict[str, Any]]:
             continue
         history.append(case_event(kind, "hs", "u1", when, **fields))
     rng.shuffle(history)
-    return history
+    return [typed(body) for body in history]
 
 
 def test_continuing_from_a_stored_state_equals_a_full_fold_when_new_events_are_later() -> None:
     rng = random.Random(11)
     for _ in range(500):
-        history = sorted(random_history(rng), key=lambda e: e["occurred_at"])
+        history = sorted(random_history(rng), key=lambda e: e.occurred_at)
         cut = rng.randint(0, len(history))
         expected = fold_case("hs", history)
         assert apply_events(fold_case("hs", history[:cut]), history[cut:]) == expected
