@@ -34,6 +34,8 @@ from simulator.stream import SimEvent, generate_events
 
 REPO = Path(__file__).resolve().parent.parent
 REGISTRY_FILE = REPO / "deploy" / "units" / "ha-tinh-2021.yaml"
+# The topics `bench_events` publishes to (v1.1 added reports and inspections to cases and documents).
+UPSTREAM_TOPICS = (topics.CASE_EVENTS, topics.DOCUMENT_EVENTS, topics.REPORT_EVENTS, topics.INSPECTION_EVENTS)
 
 
 def infra_env() -> dict[str, str]:
@@ -117,10 +119,9 @@ async def publish_events(scratch: Scratch, events: list[SimEvent]) -> float:
 
 
 async def consume_only(scratch: Scratch, expected: int) -> float:
-    """Raw baseline 1: aiokafka consume-only (no parsing); return messages per second."""
+    """Raw baseline 1: aiokafka consume-only (no parsing) of every upstream topic; return messages per second."""
     consumer = AIOKafkaConsumer(
-        scratch.prefix + topics.CASE_EVENTS,
-        scratch.prefix + topics.DOCUMENT_EVENTS,
+        *(scratch.prefix + topic for topic in UPSTREAM_TOPICS),
         bootstrap_servers=scratch.env["DVC_KAFKA_BOOTSTRAP_SERVERS"],
         group_id=f"bench-raw-{secrets.token_hex(3)}",
         auto_offset_reset="earliest",
@@ -225,3 +226,8 @@ async def wait_ready(port: int, timeout: float = 120.0) -> None:
                 pass
             await asyncio.sleep(0.2)
     raise TimeoutError(f"service on port {port} not ready")
+
+
+def kafka_config(scratch: Scratch) -> dict[str, str | int | float | bool]:
+    """Return the librdkafka configuration of the super user (admin clients, the Quix Streams peer)."""
+    return admin_config(scratch.kafka())
