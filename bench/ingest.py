@@ -1,7 +1,9 @@
-"""Benchmark: 1,000,000 contract events already in Kafka -> ingest -> PostgreSQL, next to two raw baselines.
+"""Benchmark: 1,000,000 contract events already in Kafka -> ingest -> PostgreSQL, next to two raw baselines
+and a peer.
 
-Run with the infrastructure up (scripts/infra.sh up): `python -m bench.ingest [--events N]`.
-Prints events/s for ingest, aiokafka consume-only and asyncpg COPY of the same rows, and the ratios.
+Run with the infrastructure up (scripts/infra.sh up): `python -m bench.ingest [--events N] [--no-peer]`.
+Prints events/s for ingest, aiokafka consume-only and asyncpg COPY of the same rows, and the ratios; then
+runs the Quix Streams peer of bench/peer.py (the `bench` extra) on the same topics and prints its rate.
 """
 
 import argparse
@@ -12,7 +14,9 @@ from pathlib import Path
 
 import asyncpg
 
+from bench import peer
 from bench.common import (
+    Scratch,
     bench_events,
     consume_only,
     copy_only,
@@ -24,13 +28,16 @@ from bench.common import (
     start_service,
     wait_ready,
 )
+from cli.sim.stream import SimEvent
 
 
 async def stored_count(connection: asyncpg.Connection) -> int:
     return int(await connection.fetchval("SELECT count(*) FROM event_ids"))
 
 
-async def run(count: int, keep: bool, instances: int) -> None:
+async def run(count: int, keep: bool, instances: int, with_peer: bool) -> None:
+    if with_peer:
+        peer.require_quixstreams()
     env = infra_env()
     scratch = await create_scratch(env)
     print(f"database {scratch.database}, topics {scratch.prefix}*")
@@ -80,9 +87,34 @@ async def run(count: int, keep: bool, instances: int) -> None:
             f"targets: >= 20,000 events/s {'MET' if ingest_rate >= 20_000 else 'MISSED'}; "
             f">= 50% of slower baseline {'MET' if ingest_rate >= slower / 2 else 'MISSED'}"
         )
+        if with_peer:
+            await compare_with_peer(scratch, events, ingest_rate, consume_rate)
     finally:
         if not keep:
             await drop_scratch(scratch)
+
+
+async def compare_with_peer(
+    scratch: Scratch, events: list[SimEvent], ingest_rate: float, consume_rate: float
+) -> None:
+    """Run the Quix Streams peer on the same case events; check that the product's `cases` hold the
+    same resolved and on-time counts as the peer's independent count; print the peer's rate."""
+    values = peer.case_values(events)
+    expected = peer.expected_counts(values)
+    stored = await peer.product_counts(scratch)
+    if stored != expected:
+        raise AssertionError(
+            f"ingest's cases disagree with the count: {peer.describe_difference(expected, stored)}"
+        )
+    peer_rate = await peer.run_peer(scratch, values)
+    print(
+        f"peer, Quix Streams (exactly-once; dedupe, per-case state, resolved/on-time per unit x day; "
+        f"case events only, no validation, no raw store): {peer_rate:,.0f} events/s over {len(values):,} case events"
+    )
+    print(
+        f"ratios: peer/consume-only = {peer_rate / consume_rate:.1%}; ingest/peer = {ingest_rate / peer_rate:.2f} "
+        f"({'MET' if ingest_rate >= peer_rate else 'MISSED'}: ingest >= peer)"
+    )
 
 
 def main() -> None:
@@ -90,8 +122,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--instances", type=int, default=1, help="ingest processes in the consumer group")
+    parser.add_argument("--no-peer", action="store_true", help="skip the Quix Streams peer (bench/peer.py)")
     args = parser.parse_args()
-    asyncio.run(run(args.events, args.keep, args.instances))
+    asyncio.run(run(args.events, args.keep, args.instances, not args.no_peer))
 
 
 if __name__ == "__main__":
