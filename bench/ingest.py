@@ -28,7 +28,7 @@ from bench.common import (
     start_service,
     wait_ready,
 )
-from cli.sim.stream import SimEvent
+from simulator.stream import SimEvent
 
 
 async def stored_count(connection: asyncpg.Connection) -> int:

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import importlib.util
 import json
-import os
 import secrets
 import shutil
 import subprocess
@@ -248,7 +247,6 @@ async def run_peer(scratch: Scratch, case_values: list[bytes]) -> float:
         *command,
         str(len(case_values)),
         stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"},  # authlib, via confluent-kafka
     )
     output, _ = await child.communicate()
     if child.returncode:
