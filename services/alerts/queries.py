@@ -179,6 +179,38 @@ async def lock_open_alerts_never_notified(connection: asyncpg.Connection) -> lis
     return rows
 
 
+async def lock_resolutions_never_told(
+    connection: asyncpg.Connection, *, resolved_after: datetime
+) -> list[asyncpg.Record]:
+    """Lock and return alerts recovered since `resolved_after` whose opening or escalation was told
+    (sent, or on its way in a group message) but whose resolution was never queued (it happened while
+    notices were held), with the state and figures they recovered to."""
+    rows: list[asyncpg.Record] = await connection.fetch(
+        """SELECT a.*, e.state AS resolved_state, e.figures AS resolved_figures FROM alerts a
+           JOIN LATERAL (SELECT state, figures FROM alert_events WHERE alert_id = a.alert_id
+                         ORDER BY event_id DESC LIMIT 1) e ON true
+           WHERE a.resolution = 'recovered' AND a.resolved_at > $1
+             AND EXISTS (SELECT 1 FROM notifications n
+                          WHERE n.alert_id = a.alert_id AND n.kind IN ('firing', 'escalation')
+                            AND (n.status = 'sent' OR (n.status = 'pending' AND n.group_id IS NOT NULL)))
+             AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.alert_id = a.alert_id AND n.kind = 'resolved')
+           ORDER BY a.alert_id FOR UPDATE OF a SKIP LOCKED""",
+        resolved_after,
+    )
+    return rows
+
+
+async def fetch_input_watermarks(
+    connection: asyncpg.Connection, *, topics: Sequence[str]
+) -> list[asyncpg.Record]:
+    """Return the stored watermark of every input partition of the topics."""
+    rows: list[asyncpg.Record] = await connection.fetch(
+        "SELECT topic, partition, complete_until FROM input_watermarks WHERE topic = ANY($1::text[])",
+        list(topics),
+    )
+    return rows
+
+
 async def insert_event(
     connection: asyncpg.Connection,
     *,
