@@ -6,7 +6,9 @@ one of those partitions is more than DVC_WATERMARK_HOLD_SECONDS behind (its comp
 ingest stored it); a lag confined to other partitions holds nothing of it. Held, the alerts service still
 evaluates, but queues, releases and sends no notice about the unit; once its partitions have caught up,
 the timer sends what is still true (tasks.py). A producer keying by something else than the unit breaks
-the contract's ordering, and this mapping with it.
+the contract's ordering, and this mapping with it. Every input topic is taken to have at least the
+partitions `dvc kafka setup` creates (topics.PARTITIONS): a partition with no stored watermark lags, so
+a topic created with fewer holds the units mapped to the missing ones (gauge alerts_notices_held).
 """
 
 from collections.abc import Iterable
@@ -17,6 +19,7 @@ import asyncpg
 from aiokafka.partitioner import DefaultPartitioner
 
 from services.alerts import queries
+from shared import topics
 from shared.watermark import INPUT_TOPICS
 
 PARTITIONER = DefaultPartitioner()
@@ -49,16 +52,21 @@ class Holds:
 async def read_holds(
     connection: asyncpg.Connection, *, topic_prefix: str, now: datetime, hold_seconds: float
 ) -> Holds:
-    """Read the stored watermark of every input partition and return the ones that hold notices."""
+    """Read the stored watermark of every input partition and return the ones that hold notices. Once
+    ingest has stored any, a partition it has not vouched for yet (no row: the first seconds of a run,
+    before its first lag measurement) lags. With none stored (ingest never ran), nothing is held."""
     rows = await queries.fetch_input_watermarks(
         connection, topics=[topic_prefix + name for name in INPUT_TOPICS]
     )
-    partitions: dict[str, int] = {}
+    if not rows:
+        return Holds()
+    partitions = {topic_prefix + name: topics.PARTITIONS for name in INPUT_TOPICS}
     for row in rows:
-        partitions[row["topic"]] = max(partitions.get(row["topic"], 0), int(row["partition"]) + 1)
-    lagging = frozenset(
+        partitions[row["topic"]] = max(partitions[row["topic"]], int(row["partition"]) + 1)
+    complete = {
         (row["topic"], int(row["partition"]))
         for row in rows
-        if (now - row["complete_until"]).total_seconds() > hold_seconds
-    )
-    return Holds(lagging, partitions)
+        if (now - row["complete_until"]).total_seconds() <= hold_seconds
+    }
+    lagging = {(topic, n) for topic, count in partitions.items() for n in range(count)} - complete
+    return Holds(frozenset(lagging), partitions)

@@ -480,15 +480,21 @@ async def fetch_overdue_open_cases(
 async def fetch_closed_overdue_without_apology(
     connection: asyncpg.Connection, *, first: date, last: date, unit_id: str | None = None
 ) -> list[asyncpg.Record]:
-    """Return closed cases that went overdue in the day range and never got an apology (of one unit)."""
+    """Return closed cases that went overdue in the local day range and never got an apology (of one
+    unit). Read from the case table alone, as ingest stores it (a closed case's crossings are final), so
+    that the list is as complete as the watermark says, even while metrics is still catching up."""
     rows: list[asyncpg.Record] = await connection.fetch(
-        """SELECT o.unit_id, o.case_id, c.procedure_code, (min(o.day)::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') AS overdue_since,
+        """SELECT c.unit_id, c.case_id, c.procedure_code,
+                  (min((x.at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date)::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
+                      AS overdue_since,
                   false AS apologized, false AS still_open
-           FROM overdue_days o JOIN cases c USING (case_id)
-           WHERE o.day BETWEEN $1 AND $2 AND NOT o.apologized AND c.closed_at IS NOT NULL
-             AND c.apology_at IS NULL AND ($3::text IS NULL OR o.unit_id = $3)
-           GROUP BY o.unit_id, o.case_id, c.procedure_code
-           ORDER BY o.unit_id, o.case_id""",
+           FROM cases c CROSS JOIN LATERAL unnest(c.overdue_at) AS x(at)
+           WHERE cardinality(c.overdue_at) > 0 AND c.closed_at IS NOT NULL AND c.apology_at IS NULL
+             AND x.at >= ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
+             AND x.at < (($2::date + 1)::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
+             AND ($3::text IS NULL OR c.unit_id = $3)
+           GROUP BY c.unit_id, c.case_id, c.procedure_code
+           ORDER BY c.unit_id, c.case_id""",
         first,
         last,
         unit_id,
