@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli.sim import read_truth
+from simulator import read_truth
 from tests.e2e.mail_truth import cases_of, judge, text_of
 from tests.faults.private_up import UP_SH, PrivateUp
 from tests.faults.private_up import private_up as private_up  # noqa: PLC0414 (fixture re-export)
