@@ -93,7 +93,8 @@ def simulate_command(
     pacer = None if mode is Mode.fast else Pacer(moment.timestamp(), 1.0 if mode is Mode.realtime else speed)
     with contextlib.ExitStack() as stack:
         if truth is not None:
-            events = record_truth(events, stack.enter_context(truth.open("wb")))
+            # unbuffered: a simulator killed by SIGTERM (up.sh's live stream) keeps every line written
+            events = record_truth(events, stack.enter_context(truth.open("wb", buffering=0)))
         stats = send_or_exit(
             events,
             dry_run=dry_run,

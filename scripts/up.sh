@@ -7,9 +7,12 @@
 # sends nothing; once ingest has caught up, it sends only what is true then. Ctrl-C stops everything it
 # started within seconds (infrastructure that was already running is left running).
 #
-# Environment: DVC_REGISTRY (default deploy/units/ha-tinh-2021.yaml), DVC_DEMO_DAYS (14),
-# DVC_DEMO_SCALE (1.0 = the province's real volume), DVC_SMTP_PORT (2525), DVC_*_HTTP_PORT (8001-8003),
-# DVC_NO_SIMULATOR=1 to start the services without the demo stream.
+# Environment: DVC_REGISTRY (default deploy/units/ha-tinh-2021.yaml), DVC_DEMO_DAYS (14: the days of
+# history replayed, and of the live simulation after it), DVC_DEMO_SCALE (1.0 = the province's real
+# volume), DVC_DEMO_TRUTH=<dir> to write the simulator's ground truth there (history.jsonl, live.jsonl:
+# every message sent, one JSON line each; tests/e2e/test_up_truth.py checks the mails against it),
+# DVC_SMTP_PORT (2525), DVC_*_HTTP_PORT (8001-8003), DVC_NO_SIMULATOR=1 to start the services without
+# the demo stream.
 set -euo pipefail
 # Ctrl-C must work even when this script was started in the background of another script
 # (`bash scripts/up.sh &`), which starts it with SIGINT ignored: bash cannot trap a signal that was
@@ -31,6 +34,7 @@ SMTP_PORT=${DVC_SMTP_PORT:-2525}
 REGISTRY=${DVC_REGISTRY:-deploy/units/ha-tinh-2021.yaml}
 DEMO_DAYS=${DVC_DEMO_DAYS:-14}
 DEMO_SCALE=${DVC_DEMO_SCALE:-1.0}
+TRUTH_DIR=${DVC_DEMO_TRUTH:-}
 LOGS=$DVC_DATA_DIR/logs
 MAIL_DIR=$DVC_DATA_DIR/mail
 STOP_GRACE=5      # seconds a service gets to finish its batch after SIGTERM, then SIGKILL
@@ -121,6 +125,11 @@ DVC_ALERTMANAGER_SMARTHOST=127.0.0.1:$SMTP_PORT DVC_SMTP_TLS=off \
   DVC_OPERATOR_EMAILS=${DVC_OPERATOR_EMAILS:-operators@localhost} bash scripts/infra.sh up
 load_infra_env
 mkdir -p "$LOGS" "$MAIL_DIR"/tmp "$MAIL_DIR"/new "$MAIL_DIR"/cur  # a Maildir
+HISTORY_TRUTH=() LIVE_TRUTH=()  # the simulator's --truth options when DVC_DEMO_TRUTH is set
+if [ -n "$TRUTH_DIR" ]; then
+  mkdir -p "$TRUTH_DIR"
+  HISTORY_TRUTH=(--truth "$TRUTH_DIR/history.jsonl") LIVE_TRUTH=(--truth "$TRUTH_DIR/live.jsonl")
+fi
 
 DVC_DATABASE_URL=$DVC_ADMIN_DATABASE_URL dvc db migrate
 DVC_DATABASE_URL=$DVC_ADMIN_DATABASE_URL dvc units load "$REGISTRY"
@@ -134,7 +143,7 @@ if [ "${DVC_NO_SIMULATOR:-0}" != 1 ]; then
   # shellcheck disable=SC2046
   env $(kafka_env simulator) dvc simulate --mode fast --start "$history_start" --days "$DEMO_DAYS" \
     --scale "$DEMO_SCALE" --bad-rate 0.002 --duplicate-rate 0.01 --shuffle-window 200 \
-    --registry "$REGISTRY" --seed 1 </dev/null
+    --registry "$REGISTRY" --seed 1 "${HISTORY_TRUTH[@]}" </dev/null
 fi
 start smtp python -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$MAIL_DIR"
 # shellcheck disable=SC2046  # kafka_env prints two words
@@ -178,7 +187,7 @@ if [ "${DVC_NO_SIMULATOR:-0}" != 1 ]; then
   # shellcheck disable=SC2046
   setsid env $(kafka_env simulator) dvc simulate --mode realtime --days "$DEMO_DAYS" \
     --scale "$DEMO_SCALE" --bad-rate 0.002 --duplicate-rate 0.01 --shuffle-window 200 \
-    --registry "$REGISTRY" --seed "$(date +%s)" </dev/null &
+    --registry "$REGISTRY" --seed "$(date +%s)" "${LIVE_TRUTH[@]}" </dev/null &
   PIDS=("$!" "${PIDS[@]}")  # signalled first: no new events for services that are stopping
 fi
 wait "${PIDS[@]}"

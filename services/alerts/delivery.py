@@ -9,8 +9,8 @@ attempt; the last retry is made at the horizon, then the row is `failed` with it
 (API `GET /api/v1/notifications?status=failed`, gauge `alerts_notifications_failed`, alert rule
 DvcNotificationsFailed). When a notification that had failed goes through, the channel works again:
 the channel's other waiting retries are made due at once instead of waiting out their backoff.
-Silenced notices wait for the end of the silence, looked at again every evaluation interval (no
-attempt counted); digests not delivered within their day expire (the next day's digest lists the
+Silenced notices wait for the end of the silence, and the notices about a unit whose input data lags
+(holds.py) for it to catch up, looked at again every evaluation interval (no attempt counted); digests not delivered within their day expire (the next day's digest lists the
 same cases again). A digest is rebuilt from the data before every attempt (digests.py): a case
 resolved since it was queued is not listed, and a digest with nothing left to say is cancelled (its
 day's key is freed: an offence later that day still gets a digest).
@@ -221,6 +221,14 @@ async def send_due(pool: asyncpg.Pool, engine: Engine, channel: str, sender: Sen
     return len(rows)
 
 
+def subject_units(engine: Engine, row: Mapping[str, Any]) -> list[str]:
+    """Return the units a notification tells about: every unit its recipient heads for a digest e-mail."""
+    if row["kind"] == "digest" and row["channel"] == "email":
+        address = str(row["recipient"]).lower()
+        return [u.unit_id for u in engine.directory.units.values() if u.head_email.lower() == address]
+    return [row["unit_id"]]
+
+
 def active_silences(rows: list[asyncpg.Record]) -> list[Silence]:
     """Convert silence rows for matching."""
     return [
@@ -237,6 +245,8 @@ async def deliver(
     until = None
     if row["kind"] != "group":
         until = silenced_until(silences, unit_id=row["unit_id"], kpi=row["kpi"], now=now.timestamp())
+        if until is None and engine.holds.holds_any(subject_units(engine, row)):
+            until = now.timestamp() + engine.settings.ALERTS_EVALUATION_SECONDS  # its data lags (holds.py)
     async with pool.acquire() as connection:
         if until is not None:  # look again at the silence's end, or sooner in case it is deleted
             recheck = min(until, now.timestamp() + engine.settings.ALERTS_EVALUATION_SECONDS)

@@ -12,7 +12,8 @@ resolution is cancelled and the new firing is recorded as told (`sent`, no mail)
 later escalation and resolution working. (A firing followed by its resolution before release never
 reaches this point: resolving an alert cancels its notices not yet released, lifecycle.py.) One notice
 left is released as it is; several become one `group` message listing them all, each with its own
-links, whose delivery result the members share. Silenced notices stay held until the silence ends.
+links, whose delivery result the members share. Silenced notices stay held until the silence ends, and
+the notices of a unit whose input data lags until it has caught up (holds.py, read again at release).
 Each recipient is released in one transaction: a restart loses nothing and sends nothing twice (the
 group message has one Message-ID, kept on every retry).
 """
@@ -87,6 +88,7 @@ async def release_due(pool: asyncpg.Pool, engine: Engine) -> int:
         )
         if not recipients:
             return 0
+        await engine.read_completeness(connection, now)  # the hold, again at send time
         silences = active_silences(await queries.fetch_silences(connection, active_after=now))
         for recipient in recipients:
             async with connection.transaction():
@@ -105,6 +107,7 @@ async def release_recipient(
         row
         for row in await queries.lock_held_notifications(connection, recipient=recipient)
         if silenced_until(silences, unit_id=row["unit_id"], kpi=row["kpi"], now=now.timestamp()) is None
+        and not engine.held(row["unit_id"])
     ]
     result = coalesce(
         [Held(int(r["notification_id"]), (r["unit_id"], r["kpi"], r["period"]), r["kind"]) for r in rows]

@@ -22,6 +22,7 @@ from prometheus_client import Counter, Gauge
 from services.alerts import queries
 from services.alerts.calendar import elapsed_fraction, in_lookback, parse_period
 from services.alerts.directory import Directory, Unit
+from services.alerts.holds import Holds, read_holds
 from services.alerts.notices import AlertRef, Links, Row, alert_rows
 from services.alerts.rules import BELOW, STATES, Memory, Policy, Verdict, advance, evaluate
 from shared.config import AlertsSettings
@@ -35,7 +36,9 @@ logger = logging.getLogger(__name__)
 
 EVALUATIONS = Counter("alerts_evaluations_total", "KPI evaluations run.", ["trigger"])
 STATE_CHANGES = Counter("alerts_state_changes_total", "State changes, by the state entered.", ["state"])
-HELD = Gauge("alerts_notices_held", "1 while no notice is queued because the input data lags (watermark).")
+HELD = Gauge(
+    "alerts_notices_held", "Units whose notices are held because their input partitions lag (watermark)."
+)
 for _trigger in ("update", "timer"):
     EVALUATIONS.labels(_trigger)
 for _state in STATES:
@@ -53,9 +56,10 @@ class Engine:
     links: Links
     wakes: dict[str, asyncio.Event]  # set when notices are queued: senders need not wait for their poll
     # The completeness watermark at the last evaluation (shared/watermark.py): time is judged as of
-    # `as_of`, and while the data lags more than WATERMARK_HOLD_SECONDS no notice is queued (`held`).
+    # `as_of`, and no notice is queued, released or sent about a unit whose input partitions lag more
+    # than WATERMARK_HOLD_SECONDS (holds.py).
     as_of: datetime | None = None
-    held: bool = False
+    holds: Holds = dataclasses.field(default_factory=Holds)
 
     @classmethod
     def from_settings(cls, settings: AlertsSettings, targets: Targets) -> "Engine":
@@ -90,13 +94,18 @@ class Engine:
             logger.exception("targets file unreadable; keeping the targets loaded before")
 
     async def read_completeness(self, connection: asyncpg.Connection, now: datetime) -> datetime:
-        """Read the completeness watermark; hold notices while it lags; return min(now, watermark)."""
-        completeness = await read_completeness(connection, topic_prefix=self.settings.TOPIC_PREFIX, now=now)
+        """Read the completeness watermark and the units it holds; return min(now, watermark)."""
+        prefix, hold = self.settings.TOPIC_PREFIX, self.settings.WATERMARK_HOLD_SECONDS
+        completeness = await read_completeness(connection, topic_prefix=prefix, now=now)
         self.as_of = completeness.as_of
         self.links = dataclasses.replace(self.links, as_of=completeness.as_of)  # the mails' "as of" line
-        self.held = completeness.lagging(self.settings.WATERMARK_HOLD_SECONDS)
-        HELD.set(int(self.held))
+        self.holds = await read_holds(connection, topic_prefix=prefix, now=now, hold_seconds=hold)
+        HELD.set(sum(map(self.holds.holds, self.directory.units)) if self.holds.lagging else 0)
         return completeness.as_of
+
+    def held(self, unit_id: str) -> bool:
+        """True while no notice about the unit may be queued, released or sent (its data lags)."""
+        return self.holds.holds(unit_id)
 
     def target(self, unit: Unit, kpi: str, period: str) -> Target | None:
         """Return the target in force for a unit's KPI in a period's year (None: informational)."""
@@ -309,7 +318,7 @@ async def open_alert(
     """Open an alert and queue its page to the unit head."""
     alert_id = await queries.insert_alert(connection, key=key, figures=figures, now=now)
     ref = AlertRef(alert_id, unit, key[1], key[2], BELOW, figures)
-    if not engine.held:  # held: queued once the data is complete, if the alert is still open then
+    if not engine.held(unit.unit_id):  # held: queued once the data is complete, if still open then
         await queue(connection, alert_rows("firing", ref, recipient=unit, links=engine.links, now=now))
     return alert_id
 
@@ -325,16 +334,29 @@ async def resolve_alert(
     *,
     now: datetime,
 ) -> None:
-    """Close an alert and tell everyone who got its opening or escalation, on the same channels."""
+    """Close an alert and tell everyone who got its opening or escalation, on the same channels (held:
+    the timer tells them once the unit's data has caught up, tasks.py)."""
     await queries.resolve_alert(connection, alert_id=alert_id, resolution="recovered", now=now)
     await queries.cancel_pending_notifications(connection, alert_id=alert_id)
-    notified = await queries.fetch_notified_recipients(connection, alert_id=alert_id)
+    if not engine.held(unit.unit_id):
+        await queue(
+            connection,
+            await resolution_rows(
+                connection, engine, AlertRef(alert_id, unit, key[1], key[2], state, figures), now=now
+            ),
+        )
+
+
+async def resolution_rows(
+    connection: asyncpg.Connection, engine: Engine, ref: AlertRef, *, now: datetime
+) -> list[Row]:
+    """Return the resolution notices of an alert: to everyone who got its opening or escalation, on the
+    same channels."""
+    notified = await queries.fetch_notified_recipients(connection, alert_id=ref.alert_id)
     reached = {(row["channel"], row["recipient"]) for row in notified}
-    ref = AlertRef(alert_id, unit, key[1], key[2], state, figures)
     rows: list[Row] = []
-    for unit_id in sorted({row["recipient_unit_id"] or unit.unit_id for row in notified}):
-        recipient = engine.directory.units.get(unit_id, unit)
+    for unit_id in sorted({row["recipient_unit_id"] or ref.unit.unit_id for row in notified}):
+        recipient = engine.directory.units.get(unit_id, ref.unit)
         candidates = alert_rows("resolved", ref, recipient=recipient, links=engine.links, now=now)
         rows += [row for row in candidates if (row["channel"], row["recipient"]) in reached]
-    if not engine.held:
-        await queue(connection, rows)
+    return rows

@@ -179,6 +179,38 @@ async def lock_open_alerts_never_notified(connection: asyncpg.Connection) -> lis
     return rows
 
 
+async def lock_resolutions_never_told(
+    connection: asyncpg.Connection, *, resolved_after: datetime
+) -> list[asyncpg.Record]:
+    """Lock and return alerts recovered since `resolved_after` whose opening or escalation was told
+    (sent, or on its way in a group message) but whose resolution was never queued (it happened while
+    notices were held), with the state and figures they recovered to."""
+    rows: list[asyncpg.Record] = await connection.fetch(
+        """SELECT a.*, e.state AS resolved_state, e.figures AS resolved_figures FROM alerts a
+           JOIN LATERAL (SELECT state, figures FROM alert_events WHERE alert_id = a.alert_id
+                         ORDER BY event_id DESC LIMIT 1) e ON true
+           WHERE a.resolution = 'recovered' AND a.resolved_at > $1
+             AND EXISTS (SELECT 1 FROM notifications n
+                          WHERE n.alert_id = a.alert_id AND n.kind IN ('firing', 'escalation')
+                            AND (n.status = 'sent' OR (n.status = 'pending' AND n.group_id IS NOT NULL)))
+             AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.alert_id = a.alert_id AND n.kind = 'resolved')
+           ORDER BY a.alert_id FOR UPDATE OF a SKIP LOCKED""",
+        resolved_after,
+    )
+    return rows
+
+
+async def fetch_input_watermarks(
+    connection: asyncpg.Connection, *, topics: Sequence[str]
+) -> list[asyncpg.Record]:
+    """Return the stored watermark of every input partition of the topics."""
+    rows: list[asyncpg.Record] = await connection.fetch(
+        "SELECT topic, partition, complete_until FROM input_watermarks WHERE topic = ANY($1::text[])",
+        list(topics),
+    )
+    return rows
+
+
 async def insert_event(
     connection: asyncpg.Connection,
     *,
@@ -448,15 +480,21 @@ async def fetch_overdue_open_cases(
 async def fetch_closed_overdue_without_apology(
     connection: asyncpg.Connection, *, first: date, last: date, unit_id: str | None = None
 ) -> list[asyncpg.Record]:
-    """Return closed cases that went overdue in the day range and never got an apology (of one unit)."""
+    """Return closed cases that went overdue in the local day range and never got an apology (of one
+    unit). Read from the case table alone, as ingest stores it (a closed case's crossings are final), so
+    that the list is as complete as the watermark says, even while metrics is still catching up."""
     rows: list[asyncpg.Record] = await connection.fetch(
-        """SELECT o.unit_id, o.case_id, c.procedure_code, (min(o.day)::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') AS overdue_since,
+        """SELECT c.unit_id, c.case_id, c.procedure_code,
+                  (min((x.at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date)::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
+                      AS overdue_since,
                   false AS apologized, false AS still_open
-           FROM overdue_days o JOIN cases c USING (case_id)
-           WHERE o.day BETWEEN $1 AND $2 AND NOT o.apologized AND c.closed_at IS NOT NULL
-             AND c.apology_at IS NULL AND ($3::text IS NULL OR o.unit_id = $3)
-           GROUP BY o.unit_id, o.case_id, c.procedure_code
-           ORDER BY o.unit_id, o.case_id""",
+           FROM cases c CROSS JOIN LATERAL unnest(c.overdue_at) AS x(at)
+           WHERE cardinality(c.overdue_at) > 0 AND c.closed_at IS NOT NULL AND c.apology_at IS NULL
+             AND x.at >= ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
+             AND x.at < (($2::date + 1)::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
+             AND ($3::text IS NULL OR c.unit_id = $3)
+           GROUP BY c.unit_id, c.case_id, c.procedure_code
+           ORDER BY c.unit_id, c.case_id""",
         first,
         last,
         unit_id,

@@ -29,7 +29,14 @@ from services.alerts.delivery import active_silences, refresh_delivery_gauges
 from services.alerts.digests import digest_contents
 from services.alerts.directory import Unit
 from services.alerts.handlers import publish_state_changes
-from services.alerts.lifecycle import Engine, Observation, apply_observations, queue, wake_senders
+from services.alerts.lifecycle import (
+    Engine,
+    Observation,
+    apply_observations,
+    queue,
+    resolution_rows,
+    wake_senders,
+)
 from services.alerts.notices import AlertRef, DigestContent, alert_rows, head_digest_key, head_digest_rows
 from services.alerts.rules import BELOW, STATES, silenced_until
 from shared.backoff import Retrying
@@ -90,9 +97,9 @@ async def run_locked(
         for alert in await queries.lock_open_alerts_not_in(connection, periods=periods):
             await queries.resolve_alert(connection, alert_id=alert["alert_id"], resolution="expired", now=now)
             await queries.cancel_pending_notifications(connection, alert_id=alert["alert_id"])
-    if engine.held:  # the data lags: evaluate, but decide no notice from it
-        return
+    # No notice about a unit whose data lags (holds.py): evaluated, but told once it has caught up.
     async with connection.transaction():
+        await queue_held_resolutions(connection, engine, now)
         await queue_held_firings(connection, engine, now)
     async with connection.transaction():
         await escalate(connection, engine, now)
@@ -105,7 +112,7 @@ async def queue_held_firings(connection: asyncpg.Connection, engine: Engine, now
     queued = 0
     for alert in await queries.lock_open_alerts_never_notified(connection):
         unit = engine.directory.units.get(alert["unit_id"])
-        if unit is None:
+        if unit is None or engine.held(unit.unit_id):
             continue
         key = (alert["unit_id"], alert["kpi"], alert["period"])
         state = await queries.fetch_state(connection, key=key)
@@ -117,11 +124,31 @@ async def queue_held_firings(connection: asyncpg.Connection, engine: Engine, now
     return queued
 
 
+async def queue_held_resolutions(connection: asyncpg.Connection, engine: Engine, now: datetime) -> int:
+    """Queue the resolution of every alert that recovered while its unit was held, if its opening was
+    told; return how many. If the unit has fallen below target again since, the new alert's opening is
+    queued with it (`queue_held_firings`), and grouping cancels the pair: the head's knowledge ("below
+    target") is still true, so no e-mail goes out."""
+    resolved_after = now - timedelta(days=engine.settings.ALERTS_LOOKBACK_DAYS)
+    queued = 0
+    for alert in await queries.lock_resolutions_never_told(connection, resolved_after=resolved_after):
+        unit = engine.directory.units.get(alert["unit_id"])
+        if unit is None or engine.held(unit.unit_id):
+            continue
+        state, figures = alert["resolved_state"], alert["resolved_figures"]
+        ref = AlertRef(alert["alert_id"], unit, alert["kpi"], alert["period"], state, figures)
+        await queue(connection, await resolution_rows(connection, engine, ref, now=now))
+        queued += 1
+    return queued
+
+
 async def escalate(connection: asyncpg.Connection, engine: Engine, now: datetime) -> int:
     """Send due escalations to the parent unit's head; return how many were queued."""
     delay = timedelta(seconds=engine.settings.ALERTS_ESCALATION_SECONDS)
     queued = 0
     for alert in await queries.lock_escalation_due(connection, notified_before=now - delay):
+        if engine.held(alert["unit_id"]):
+            continue  # escalated once the unit's data has caught up, if still open and unacknowledged
         unit = engine.directory.units.get(alert["unit_id"])
         parent = engine.directory.parent_of(unit) if unit else None
         await queries.mark_escalated(
@@ -163,7 +190,8 @@ async def queue_digests(connection: asyncpg.Connection, engine: Engine, now: dat
             and silenced_until(silences, unit_id=unit_id, kpi=None, now=now.timestamp()) is None
         ):
             by_head[head_digest_key(unit.head_email, today)].append((unit, contents[unit_id]))
-    done = await queries.fetch_existing_keys(connection, keys=list(by_head))
+    held = {key for key, told in by_head.items() if engine.holds.holds_any(unit.unit_id for unit, _ in told)}
+    done = await queries.fetch_existing_keys(connection, keys=list(by_head)) | held
     queued = 0
     for key in sorted(by_head.keys() - done):
         async with connection.transaction():

@@ -13,10 +13,9 @@ import os
 import re
 import secrets
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +35,13 @@ from tests.conftest import (
     load_registry,
     wait_until,
 )
-from tests.e2e.truth import ICT, month_of, parse
+from tests.e2e.mail_truth import cases_of, judge
+from tests.e2e.truth import ICT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 REGISTRY = Path(__file__).resolve().parents[2] / "deploy" / "units" / "ha-tinh-2021.yaml"
 DAYS, SCALE, WATCH_SECONDS = 7, 0.5, 150  # a week of the province at half its volume
-TERMINAL = ("resolved", "refused", "withdrawn")
 
 
 class Sink:
@@ -56,54 +55,6 @@ class Sink:
         assert isinstance(message, EmailMessage)
         self.messages.append(message)
         return "250 OK"
-
-
-def text_of(message: EmailMessage) -> str:
-    part = message.get_body(preferencelist=("plain",))
-    assert part is not None
-    return str(part.get_content())
-
-
-def case_state(events: list[dict[str, Any]], at: datetime) -> tuple[bool, bool, bool, bool]:
-    """(open and overdue, closed late, apologised, open and running and not yet due) for one case from
-    its events up to `at`."""
-    known = sorted((e for e in events if parse(e["occurred_at"]) <= at), key=lambda e: e["occurred_at"])
-    receipts = [e for e in known if e["event_type"] == "received"]
-    if not receipts:
-        return False, False, False, False
-    due = parse(receipts[0]["due_at"]) if receipts[0].get("due_at") else None
-    paused, late = False, False
-    for event in known[known.index(receipts[0]) + 1 :]:
-        kind, when = event["event_type"], parse(event["occurred_at"])
-        if kind == "supplement_requested":
-            paused = True
-        elif kind == "supplement_received":
-            paused = False
-            due = parse(event["due_at"]) if event.get("due_at") else due
-        elif kind in TERMINAL:
-            late = due is not None and not paused and when > due
-            apologised = any(e["event_type"] == "apology_issued" for e in known)
-            return False, late, apologised, False
-    apologised = any(e["event_type"] == "apology_issued" for e in known)
-    if paused or due is None:
-        return False, False, apologised, False
-    return at > due, False, apologised, at <= due
-
-
-def mentions(text: str, prefix: str) -> tuple[set[str], set[str], set[str]]:
-    """Case ids of the digest's open-overdue section, its closed-late section and its due-soon section."""
-    sections: dict[str, set[str]] = defaultdict(set)
-    current = ""
-    for line in text.splitlines():
-        if line.startswith("Hồ sơ đang quá hạn"):
-            current = "open"
-        elif line.startswith("Hồ sơ đã quá hạn"):
-            current = "closed"
-        elif line.startswith("Sắp đến hạn"):
-            current = "due"
-        for case_id in re.findall(rf"{re.escape(prefix)}[\w.\-]+", line):
-            sections[current or "other"].add(case_id.rstrip("."))
-    return sections["open"] | sections["other"], sections["closed"], sections["due"]
 
 
 async def test_a_backlog_of_history_sends_no_false_notice(
@@ -127,11 +78,7 @@ async def test_a_backlog_of_history_sends_no_false_notice(
         )
     )  # fmt: skip
     truth = [orjson.loads(truth_line(event)) for event in events]
-    by_case: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for line in truth:
-        event = line.get("event")
-        if line["expected_reason"] is None and event is not None and "case_id" in event:
-            by_case[event["case_id"]].append(event)
+    by_case = cases_of(truth)
     # The history is in Kafka before ingest starts.
     await publish(
         events, kafka=kafka_settings(service_runner.kafka_bootstrap, "simulator"),
@@ -168,31 +115,9 @@ async def test_a_backlog_of_history_sends_no_false_notice(
     stored_after = time.monotonic() - started
     await asyncio.sleep(max(0.0, WATCH_SECONDS - (time.monotonic() - started)))
 
-    month = month_of(now)
-    per_head: Counter[str] = Counter()
-    named, false = 0, []
-    for message in sink.messages:
-        per_head[str(message["To"])] += 1
-        sent = parsedate_to_datetime(str(message["Date"]))
-        open_ids, closed_ids, due_ids = mentions(text_of(message), prefix)
-        for case_id in due_ids:  # warned before its deadline: it must be open, running and not yet due
-            named += 1
-            if not case_state(by_case[case_id], sent)[3]:
-                false.append((str(message["Subject"])[:60], case_id, sent.isoformat()))
-        for case_id in open_ids:
-            named += 1
-            overdue_open, _, _, _ = case_state(by_case[case_id], sent)
-            if not overdue_open:
-                false.append((str(message["Subject"])[:60], case_id, sent.isoformat()))
-        for case_id in closed_ids:
-            named += 1
-            _, late, apologised, _ = case_state(by_case[case_id], sent)
-            if (
-                not late
-                or apologised
-                or not any(month_of(parse(e["occurred_at"])) == month for e in by_case[case_id])
-            ):
-                false.append((str(message["Subject"])[:60], case_id, sent.isoformat()))
+    per_head = Counter(str(message["To"]) for message in sink.messages)
+    judged = judge(sink.messages, by_case, rf"{re.escape(prefix)}[\w.\-]+")
+    named, false = judged.total, judged.false
     report = (
         f"backlog: {good} good events, stored after {stored_after:.0f} s; in {WATCH_SECONDS} s: "
         f"{len(sink.messages)} notices to {len(per_head)} heads, max per head {max(per_head.values(), default=0)}, "
