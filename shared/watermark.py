@@ -33,6 +33,10 @@ class Completeness:
 
     as_of: datetime  # min(now, watermark)
     now: datetime
+    # Ingest has vouched for every input partition. Until then a partition without a stored watermark
+    # may hold days of history still waiting (the first seconds of a run), so nothing judged at `as_of`
+    # may be remembered as final (metrics' sweep mark).
+    known: bool = True
 
     @property
     def behind_seconds(self) -> float:
@@ -47,16 +51,18 @@ class Completeness:
 async def read_completeness(
     connection: asyncpg.Connection, *, topic_prefix: str, now: datetime | None = None
 ) -> Completeness:
-    """Return min(now, the watermark of every input partition). With no partition stored yet (ingest
-    never ran under this prefix), nothing is known to be missing: `as_of` is now."""
+    """Return min(now, the watermark of every stored input partition). With no partition stored yet
+    (ingest never ran under this prefix), nothing is known to be missing: `as_of` is now, but not `known`."""
     now = now or datetime.now(UTC)
-    watermark = await connection.fetchval(
-        "SELECT min(complete_until) FROM input_watermarks WHERE topic = ANY($1::text[])",
+    rows = await connection.fetch(
+        "SELECT topic, count(*) AS partitions, min(complete_until) AS watermark FROM input_watermarks "
+        "WHERE topic = ANY($1::text[]) GROUP BY topic",
         [topic_prefix + name for name in INPUT_TOPICS],
     )
-    as_of = now if watermark is None else min(now, watermark)
+    as_of = min([now, *(row["watermark"] for row in rows)])
+    known = len(rows) == len(INPUT_TOPICS) and all(row["partitions"] >= topics.PARTITIONS for row in rows)
     AS_OF.set(as_of.timestamp())
-    return Completeness(as_of=as_of, now=now)
+    return Completeness(as_of=as_of, now=now, known=known)
 
 
 def updating_notice(completeness: Completeness, hold_seconds: float) -> str | None:

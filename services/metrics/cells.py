@@ -26,6 +26,7 @@ class CrossedDeadlines:
     after: datetime
     until: datetime
     crossed: int
+    final: bool  # judged on a watermark ingest vouched for on every input partition
 
 
 async def recompute(
@@ -59,11 +60,12 @@ async def recompute_crossed_deadlines(pool: asyncpg.Pool, *, topic_prefix: str =
     (never past the data that has arrived). The sweep's mark is left as it is: the sweeper moves it once
     it has published the new counts."""
     async with pool.acquire() as connection:
-        until = (await read_completeness(connection, topic_prefix=topic_prefix)).as_of
+        completeness = await read_completeness(connection, topic_prefix=topic_prefix)
+        until = completeness.as_of
         after = await queries.fetch_swept_until(connection) or until - timedelta(days=366)
         crossed = await queries.fetch_crossed_deadlines(connection, after=after, until=until)
     dirty: dict[str, set[date]] = defaultdict(set)
     for unit_id, day in crossed:
         dirty[unit_id].add(day)
     await recompute(pool, dirty, trigger="deadline", as_of=until)
-    return CrossedDeadlines(dirty, after, until, len(crossed))
+    return CrossedDeadlines(dirty, after, until, len(crossed), final=completeness.known)

@@ -181,11 +181,14 @@ async def publish_kpi_updates(
 
 async def sweep_deadlines(pool: asyncpg.Pool, *, lookback_days: int, topic_prefix: str = "") -> int:
     """Recompute the cells of deadlines crossed since the last sweep, publish the units' new counts, then
-    remember how far the sweep went; return how many cells."""
+    remember how far the sweep went; return how many cells. The mark moves only on a watermark ingest
+    vouched for on every input partition: recomputes never judge behind it, so a mark taken while a
+    partition's history may still be waiting would judge that history's deadlines at the wall clock."""
     sweep = await recompute_crossed_deadlines(pool, topic_prefix=topic_prefix)
     await publish_kpi_updates(pool, sweep.dirty, sweep.until, lookback_days=lookback_days)
-    async with pool.acquire() as connection:
-        await queries.store_swept_until(connection, until=max(sweep.until, sweep.after))
+    if sweep.final:
+        async with pool.acquire() as connection:
+            await queries.store_swept_until(connection, until=max(sweep.until, sweep.after))
     SWEEPS.inc()
     LAST_SWEEP.set(sweep.until.timestamp())
     return sweep.crossed

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared import topics
+from shared.watermark import INPUT_TOPICS
 from tests.conftest import MigratedDatabase, ServiceRunner, kafka_security, load_registry, produce, wait_until
 from tests.factories import at, case_event, encode, random_id, received, small_registry
 from tests.integration.test_alerts import (  # noqa: F401 (fixtures)
@@ -216,3 +217,36 @@ async def test_a_stalled_partition_sends_no_overdue_notice_for_cases_resolved_in
     assert not [case_id for case_id in resolved_ids if case_id in text], text
     await asyncio.sleep(3)
     assert len(harness.mailbox.messages) == 1
+
+
+async def test_the_sweep_mark_waits_until_ingest_vouched_for_every_partition(
+    service_runner: ServiceRunner, admin_db: asyncpg.Connection
+) -> None:
+    """Metrics started before ingest vouched for every input partition (the first seconds of a run, with
+    a history still waiting) sweeps, but keeps no mark: a mark would make every later recompute judge
+    that history's deadlines at the wall clock. Once every partition has a watermark, the mark moves."""
+    prefix = service_runner.topic_prefix
+    await admin_db.execute("TRUNCATE sweeper_state")
+    now = datetime.now(UTC)
+    stored = [(prefix + topics.CASE_EVENTS, partition, now) for partition in range(topics.PARTITIONS - 1)]
+    insert = """INSERT INTO input_watermarks (topic, partition, next_offset, complete_until)
+                VALUES ($1, $2, 0, $3) ON CONFLICT (topic, partition) DO NOTHING"""
+    await admin_db.executemany(insert, stored)
+    metrics = await service_runner.start("metrics")
+
+    async def swept() -> bool:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{metrics.port}/metrics")).text
+        return bool(re.search(r"^metrics_sweeps_total [1-9]", text, re.MULTILINE))
+
+    await wait_until(swept, timeout=60)
+    assert await admin_db.fetchval("SELECT swept_until FROM sweeper_state") is None
+    every = [
+        (prefix + topic, partition, now) for topic in INPUT_TOPICS for partition in range(topics.PARTITIONS)
+    ]
+    await admin_db.executemany(insert, every)
+
+    async def marked() -> bool:
+        return await admin_db.fetchval("SELECT swept_until FROM sweeper_state") is not None
+
+    await wait_until(marked, timeout=60)
