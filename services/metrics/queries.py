@@ -248,9 +248,11 @@ async def fetch_unit_rollups(
     now: datetime,
     unit_ids: Sequence[str] | None = None,
 ) -> dict[tuple[str, str], tuple[int, int]]:
-    """Return (numerator, denominator) per (unit, KPI) over an inclusive day range (all units if None)."""
+    """Return (numerator, denominator) per (unit, KPI) over an inclusive day range (every registry unit if
+    None)."""
     rows = await connection.fetch(
-        "SELECT unit_id, kpi, numerator, denominator FROM kpi_rollups($1, $2, $3, $4, true)",
+        """SELECT unit_id, kpi, numerator, denominator
+           FROM kpi_rollups(coalesce($1, ARRAY(SELECT unit_id FROM units)), $2, $3, $4, true)""",
         list(unit_ids) if unit_ids is not None else None,
         first,
         last,

@@ -5,7 +5,8 @@
 -- Every time judgment takes its instant as a parameter, `as_of`: the callers pass min(now, completeness
 -- watermark) (shared/watermark.py, migration 0012), the boards now(). The functions are plain SQL
 -- (not SECURITY DEFINER, no SET), so the planner inlines them into the calling query and the indexes
--- of migrations 0001-0003 still serve it.
+-- of migrations 0001-0003 still serve it; they are PARALLEL SAFE, else a query calling one would never
+-- get a parallel plan.
 
 -- A case is overdue at `as_of` while it is open (not resolved, refused or withdrawn), running (not
 -- paused) and past its deadline; at the deadline instant itself it is not yet overdue (kpis.md,
@@ -28,7 +29,7 @@ RETURN overdue_at || CASE WHEN is_overdue_open(closed_at, paused_since, deadline
 
 -- The cases overdue at `as_of` (`overdue_open` counts them; callers filter by unit).
 CREATE FUNCTION overdue_open_cases(as_of timestamptz) RETURNS SETOF cases
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
 SELECT * FROM cases c
 WHERE c.unit_id IS NOT NULL AND is_overdue_open(c.closed_at, c.paused_since, c.deadline, as_of)
 $$;
@@ -40,7 +41,7 @@ $$;
 CREATE FUNCTION due_soon_cases(as_of timestamptz, until timestamptz, lookback_days integer, only_unit text)
 RETURNS TABLE (unit_id text, case_id text, procedure_code text, deadline timestamptz,
                median_days double precision, resolved bigint)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
 SELECT c.unit_id, c.case_id, c.procedure_code, c.deadline, m.median_days, m.n
 FROM cases c
 LEFT JOIN LATERAL (
@@ -56,17 +57,18 @@ WHERE c.unit_id IS NOT NULL AND (only_unit IS NULL OR c.unit_id = only_unit)
   AND c.deadline >= as_of AND is_overdue_open(c.closed_at, c.paused_since, c.deadline, until)
 $$;
 
--- The rollups of a set of units (NULL: every unit) over an inclusive range of local days, summed over
--- the set (`per_unit` false: `unit_id` is NULL) or per unit. `numerator`, `denominator` per KPI; a KPI
--- with nothing to count may have no row.
+-- The rollups of a set of units over an inclusive range of local days, summed over the set (`per_unit`
+-- false: `unit_id` is NULL) or per unit. `numerator`, `denominator` per KPI; a KPI with nothing to count
+-- may have no row. The set is always an array (every unit: the registry's ids), never "NULL means all":
+-- such an OR would keep a cached generic plan off the (unit_id, day) indexes.
 --
 -- The day-cell KPIs: sums of the day cells.
 CREATE FUNCTION kpi_cell_rollups(unit_ids text[], first_day date, last_day date, per_unit boolean)
 RETURNS TABLE (unit_id text, kpi text, numerator bigint, denominator bigint)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
 SELECT CASE WHEN per_unit THEN c.unit_id END, c.kpi, sum(c.numerator)::bigint, sum(c.denominator)::bigint
 FROM kpi_day_cells c
-WHERE (unit_ids IS NULL OR c.unit_id = ANY(unit_ids)) AND c.day BETWEEN first_day AND last_day
+WHERE c.unit_id = ANY(unit_ids) AND c.day BETWEEN first_day AND last_day
 GROUP BY 1, 2
 $$;
 
@@ -77,11 +79,11 @@ $$;
 CREATE FUNCTION kpi_other_rollups(
     unit_ids text[], first_day date, last_day date, as_of timestamptz, per_unit boolean
 ) RETURNS TABLE (unit_id text, kpi text, numerator bigint, denominator bigint)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
 SELECT owner, 'online_offer_rate', count(*) FILTER (WHERE online), count(*) FROM (
     SELECT CASE WHEN per_unit THEN p.unit_id END AS owner, p.procedure_code, bool_or(p.online) AS online
     FROM procedure_days p
-    WHERE (unit_ids IS NULL OR p.unit_id = ANY(unit_ids)) AND p.day BETWEEN first_day AND last_day
+    WHERE p.unit_id = ANY(unit_ids) AND p.day BETWEEN first_day AND last_day
     GROUP BY 1, 2
 ) distinct_procedures
 GROUP BY owner
@@ -89,14 +91,14 @@ UNION ALL
 SELECT owner, 'apology_coverage', count(*) FILTER (WHERE apologized), count(*) FROM (
     SELECT CASE WHEN per_unit THEN o.unit_id END AS owner, o.case_id, bool_or(o.apologized) AS apologized
     FROM overdue_days o
-    WHERE (unit_ids IS NULL OR o.unit_id = ANY(unit_ids)) AND o.day BETWEEN first_day AND last_day
+    WHERE o.unit_id = ANY(unit_ids) AND o.day BETWEEN first_day AND last_day
     GROUP BY 1, 2
 ) distinct_cases
 GROUP BY owner
 UNION ALL
 SELECT CASE WHEN per_unit THEN c.unit_id END, 'overdue_open', count(*), 0
 FROM overdue_open_cases(as_of) c
-WHERE unit_ids IS NULL OR c.unit_id = ANY(unit_ids)
+WHERE c.unit_id = ANY(unit_ids)
 GROUP BY 1
 UNION ALL
 SELECT CASE WHEN per_unit THEN u.unit_id END, 'units_inspected_rate',
@@ -104,14 +106,14 @@ SELECT CASE WHEN per_unit THEN u.unit_id END, 'units_inspected_rate',
                                      WHERE i.unit_id = u.unit_id AND i.day BETWEEN first_day AND last_day)),
        count(*)
 FROM units u
-WHERE unit_ids IS NULL OR u.unit_id = ANY(unit_ids)
+WHERE u.unit_id = ANY(unit_ids)
 GROUP BY 1
 $$;
 
 -- Every KPI.
 CREATE FUNCTION kpi_rollups(unit_ids text[], first_day date, last_day date, as_of timestamptz, per_unit boolean)
 RETURNS TABLE (unit_id text, kpi text, numerator bigint, denominator bigint)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
 SELECT * FROM kpi_cell_rollups(unit_ids, first_day, last_day, per_unit)
 UNION ALL
 SELECT * FROM kpi_other_rollups(unit_ids, first_day, last_day, as_of, per_unit)
@@ -138,19 +140,20 @@ GRANT EXECUTE ON FUNCTION
 CREATE FUNCTION reporting.overdue_open_cases(as_of timestamptz)
 RETURNS TABLE (case_id text, unit_id text, procedure_code text, received_at timestamptz,
                deadline timestamptz, apology_at timestamptz)
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
     SELECT c.case_id, c.unit_id, c.procedure_code, c.received_at, c.deadline, c.apology_at
     FROM reporting.cases c
     WHERE c.unit_id IS NOT NULL AND public.is_overdue_open(c.closed_at, c.paused_since, c.deadline, as_of);
 END;
 
--- The rollups of a set of units (NULL: every unit), summed over the set. The counts only: it runs as
--- its owner, like the views.
+-- The rollups of a set of units (NULL: every unit of the registry), summed over the set. The counts
+-- only: it runs as its owner, like the views.
 CREATE FUNCTION reporting.kpi_rollups(unit_ids text[], first_day date, last_day date, as_of timestamptz)
 RETURNS TABLE (kpi text, numerator bigint, denominator bigint)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-SELECT r.kpi, r.numerator, r.denominator FROM kpi_rollups(unit_ids, first_day, last_day, as_of, false) r
+SELECT r.kpi, r.numerator, r.denominator
+FROM kpi_rollups(coalesce(unit_ids, ARRAY(SELECT u.unit_id FROM units u)), first_day, last_day, as_of, false) r
 $$;
 
 REVOKE ALL ON FUNCTION reporting.overdue_open_cases(timestamptz),
