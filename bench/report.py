@@ -14,11 +14,12 @@ import asyncpg
 
 from bench.common import create_scratch, drop_scratch, infra_env
 from services.metrics import queries
-from services.metrics.periods import parse_period, parse_scope
+from services.metrics.periods import parse_scope
 from services.metrics.report import build_report
 from services.metrics.report_docx import render_docx
 from services.metrics.report_xlsx import render_xlsx
 from shared.db import init_connection
+from shared.periods import parse_period
 from shared.targets import Targets
 
 # 15/11/2025 .. 14/12/2026 local: the reporting year 2026 and a month of carry-over before it.

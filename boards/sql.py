@@ -1,8 +1,10 @@
 """SQL of the board panels, run by Grafana as the read-only role dvc_reader.
 
-dvc_reader reads only the views of the `reporting` schema (migration 0006), never the tables.
+dvc_reader reads only the views and functions of the `reporting` schema (migrations 0006, 0019), never
+the tables.
 
-Period counts come from PostgreSQL (the KPI day cells), summed then divided, like the metrics API.
+Period counts come from PostgreSQL through the metrics API's own rollup (`reporting.kpi_rollups`), and the
+overdue cases from its own definition (`reporting.overdue_open_cases`), judged at now().
 Grafana macros used: $__timeFrom(), $__timeTo(); variables: ${unit:sqlstring}.
 """
 
@@ -13,6 +15,11 @@ UNIT = "${unit:sqlstring}"
 FIRST_DAY = f"date_trunc('month', $__timeFrom()::timestamptz AT TIME ZONE {LOCAL_TZ})::date"
 LAST_DAY = f"($__timeTo()::timestamptz AT TIME ZONE {LOCAL_TZ})::date"
 MONTH_START = f"date_trunc('month', now() AT TIME ZONE {LOCAL_TZ})::date"
+# The local months of the time range, the last one cut at the range's last day.
+MONTHS = f"""WITH months AS (
+  SELECT m::date AS first_day, least((m + interval '1 month' - interval '1 day')::date, {LAST_DAY}) AS last_day
+  FROM generate_series({FIRST_DAY}::timestamp, {LAST_DAY}::timestamp, interval '1 month') m
+)"""
 
 
 def quote(text: str) -> str:
@@ -55,8 +62,8 @@ SELECT c.case_id AS "Mã hồ sơ", c.procedure_code AS "Mã TTHC", c.received_a
        c.deadline AS "Hạn giải quyết",
        round(extract(epoch FROM now() - c.deadline) / 86400.0, 1) AS "Số ngày quá hạn",
        CASE WHEN c.apology_at IS NULL THEN 'Chưa có' ELSE 'Đã có' END AS "Văn bản xin lỗi"
-FROM reporting.cases c
-WHERE c.unit_id = {UNIT} AND c.closed_at IS NULL AND c.paused_since IS NULL AND c.deadline < now()
+FROM reporting.overdue_open_cases(now()) c
+WHERE c.unit_id = {UNIT}
 ORDER BY c.deadline
 LIMIT 500
 """
@@ -65,16 +72,17 @@ LIMIT 500
 # (on_time_rate's denominator minus its numerator) and open past the deadline now (overdue_open).
 LATE_PROCEDURES = f"""
 WITH counts AS (
-  SELECT c.procedure_code,
-         count(*) FILTER (
-           WHERE c.close_type = 'resolved' AND c.timeliness NOT IN ('early', 'on_time')
-             AND c.closed_at >= ({MONTH_START}::timestamp AT TIME ZONE {LOCAL_TZ})
-             AND c.closed_at < (({MONTH_START} + interval '1 month')::timestamp AT TIME ZONE {LOCAL_TZ})
-         ) AS late,
-         count(*) FILTER (WHERE c.closed_at IS NULL AND c.paused_since IS NULL AND c.deadline < now()) AS overdue
-  FROM reporting.cases c
-  WHERE c.unit_id = {UNIT}
-  GROUP BY c.procedure_code
+  SELECT procedure_code, count(*) FILTER (WHERE late) AS late, count(*) FILTER (WHERE NOT late) AS overdue
+  FROM (
+    SELECT c.procedure_code, true AS late
+    FROM reporting.cases c
+    WHERE c.unit_id = {UNIT} AND c.close_type = 'resolved' AND c.timeliness NOT IN ('early', 'on_time')
+      AND c.closed_at >= ({MONTH_START}::timestamp AT TIME ZONE {LOCAL_TZ})
+      AND c.closed_at < (({MONTH_START} + interval '1 month')::timestamp AT TIME ZONE {LOCAL_TZ})
+    UNION ALL
+    SELECT o.procedure_code, false FROM reporting.overdue_open_cases(now()) o WHERE o.unit_id = {UNIT}
+  ) cases
+  GROUP BY procedure_code
 )
 SELECT coalesce(c.procedure_code, '—') AS "Mã TTHC", coalesce(p.name, 'chưa có trong danh mục') AS "Tên thủ tục",
        c.late AS "Giải quyết trễ hạn (tháng)", c.overdue AS "Đang quá hạn"
@@ -85,51 +93,43 @@ LIMIT 50
 """
 
 OFFER_RATE_THIS_MONTH = f"""
-SELECT count(DISTINCT procedure_code) FILTER (WHERE online)::float8
-       / nullif(count(DISTINCT procedure_code), 0) AS "Tỷ lệ"
-FROM reporting.procedure_days
-WHERE day >= {MONTH_START} AND day < ({MONTH_START} + interval '1 month')::date
+SELECT (SELECT r.numerator::float8 / nullif(r.denominator, 0)
+        FROM reporting.kpi_rollups(NULL, {MONTH_START}, ({MONTH_START} + interval '1 month' - interval '1 day')::date, now()) r
+        WHERE r.kpi = 'online_offer_rate') AS "Tỷ lệ"
 """
 
 
 def monthly_trend(*, unit_filter: bool) -> str:
-    """Monthly ratio of every KPI (summed counts over the province or one unit) in the time range."""
-    where = f"day BETWEEN {FIRST_DAY} AND {LAST_DAY}" + (f" AND unit_id = {UNIT}" if unit_filter else "")
+    """Monthly ratio of every KPI (of the province or one unit) in the time range.
+
+    A month without an inspection draws no point of units_inspected_rate: that KPI is judged on the year
+    (kpis.md), and the month's 0 would read as a failure.
+    """
+    units = f"ARRAY[{UNIT}]" if unit_filter else "NULL"
     return f"""
-WITH counts AS (
-  SELECT date_trunc('month', day)::date AS month, kpi, sum(numerator) AS n, sum(denominator) AS d
-  FROM reporting.kpi_day_cells WHERE {where} GROUP BY 1, 2
-  UNION ALL
-  SELECT date_trunc('month', day)::date, 'online_offer_rate',
-         count(DISTINCT procedure_code) FILTER (WHERE online), count(DISTINCT procedure_code)
-  FROM reporting.procedure_days WHERE {where} GROUP BY 1
-  UNION ALL
-  SELECT date_trunc('month', day)::date, 'apology_coverage',
-         count(DISTINCT case_id) FILTER (WHERE apologized), count(DISTINCT case_id)
-  FROM reporting.overdue_days WHERE {where} GROUP BY 1
-  UNION ALL
-  SELECT date_trunc('month', day)::date, 'units_inspected_rate', count(DISTINCT unit_id),
-         (SELECT count(*) FROM reporting.units{f" WHERE unit_id = {UNIT}" if unit_filter else ""})
-  FROM reporting.inspected_days WHERE {where} GROUP BY 1
-)
-SELECT c.month::timestamp AT TIME ZONE {LOCAL_TZ} AS "time", k.name AS metric, c.n::float8 / c.d AS value
-FROM counts c JOIN {kpi_names()} USING (kpi)
-WHERE c.d > 0
+{MONTHS}
+SELECT m.first_day::timestamp AT TIME ZONE {LOCAL_TZ} AS "time", k.name AS metric,
+       r.numerator::float8 / r.denominator AS value
+FROM months m
+CROSS JOIN LATERAL reporting.kpi_rollups({units}, m.first_day, m.last_day, now()) r
+JOIN {kpi_names()} USING (kpi)
+WHERE r.denominator > 0 AND (r.numerator > 0 OR r.kpi <> 'units_inspected_rate')
 ORDER BY 1, k.position
 """
 
 
 def level_trend(kpi: str) -> str:
-    """Monthly ratio of a day-cell KPI per administrative level (summed counts) in the time range."""
+    """Monthly ratio of a day-cell KPI per administrative level (its units together) in the time range."""
     return f"""
-SELECT date_trunc('month', c.day)::timestamp AT TIME ZONE {LOCAL_TZ} AS "time", l.name AS metric,
-       sum(c.numerator)::float8 / sum(c.denominator) AS value
-FROM reporting.kpi_day_cells c
-JOIN reporting.units u ON u.unit_id = c.unit_id
-JOIN reporting.unit_levels l ON l.level = u.level
-WHERE c.kpi = '{kpi}' AND c.day BETWEEN {FIRST_DAY} AND {LAST_DAY}
-GROUP BY 1, 2, l.rank
-HAVING sum(c.denominator) > 0
+{MONTHS}
+SELECT m.first_day::timestamp AT TIME ZONE {LOCAL_TZ} AS "time", l.name AS metric,
+       r.numerator::float8 / r.denominator AS value
+FROM months m
+CROSS JOIN reporting.unit_levels l
+CROSS JOIN LATERAL reporting.kpi_rollups(
+  ARRAY(SELECT u.unit_id FROM reporting.units u WHERE u.level = l.level), m.first_day, m.last_day, now()
+) r
+WHERE r.kpi = '{kpi}' AND r.denominator > 0
 ORDER BY 1, l.rank
 """
 

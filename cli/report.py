@@ -10,12 +10,13 @@ import asyncpg
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from services.metrics.periods import parse_period, parse_scope
+from services.metrics.periods import parse_scope
 from services.metrics.report import Report, build_report, file_name
 from services.metrics.report_docx import render_docx
 from services.metrics.report_xlsx import render_xlsx
 from shared.config import Settings
 from shared.db import init_connection
+from shared.periods import parse_period
 from shared.targets import Targets
 
 STEPS = 6  # connect, form, KPIs, units below target, render, write

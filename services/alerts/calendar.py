@@ -1,11 +1,8 @@
-"""Local calendar of alerting (pure): periods, their elapsed fraction, the lookback gate, working time.
+"""Local calendar of alerting (pure): the elapsed fraction of a period, working time.
 
-Periods are the ones metrics publishes: `month:YYYY-MM` and `year:YYYY` (the year to date), in
-Asia/Ho_Chi_Minh. The system may be fed simulated or backfilled data, so alerts evaluate whatever
-period an update names, but only if it has started and its last day is at most `lookback_days` before
-today: a backfill of 2021 is stored by metrics yet pages nobody, while last month's late corrections
-still count. Pace is calendar time (weekends included), floored at one day so that the first hours of
-a period do not extrapolate a handful of files to thousands.
+Periods, their parsing and the lookback gate are a contract (shared/periods.py). Pace is calendar time
+(weekends included), floored at one day so that the first hours of a period do not extrapolate a
+handful of files to thousands.
 
 Working time gates only non-urgent notices (daily digests): working days (shared/workdays.py, also
 the "due soon" horizon) and office hours, local windows such as "07:30-11:30,13:30-17:00".
@@ -13,44 +10,12 @@ the "due soon" horizon) and office hours, local windows such as "07:30-11:30,13:
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from shared.periods import Period
 from shared.workdays import is_working_day, local_now, start_of
 
 WINDOW = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    """An inclusive range of local days named like `month:2021-03`."""
-
-    name: str
-    first: date
-    last: date
-
-    @property
-    def kind(self) -> str:
-        """Return "month" or "year"."""
-        return self.name.partition(":")[0]
-
-
-def parse_period(name: str) -> Period:
-    """Parse `month:YYYY-MM` or `year:YYYY`; raise ValueError otherwise."""
-    kind, _, value = name.partition(":")
-    if kind == "month" and re.fullmatch(r"\d{4}-\d{2}", value):
-        first = date.fromisoformat(value + "-01")
-        following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
-        return Period(name, first, following - timedelta(days=1))
-    if kind == "year" and re.fullmatch(r"\d{4}", value):
-        return Period(name, date(int(value), 1, 1), date(int(value), 12, 31))
-    raise ValueError(f"kỳ không hợp lệ / invalid period {name!r}: expected month:YYYY-MM or year:YYYY")
-
-
-def in_lookback(period: Period, now: datetime, lookback_days: int) -> bool:
-    """Return True if the period has started and ended at most `lookback_days` days ago."""
-    today = local_now(now).date()
-    return period.first <= today and period.last >= today - timedelta(days=lookback_days)
 
 
 def elapsed_fraction(period: Period, now: datetime) -> float:

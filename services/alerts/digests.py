@@ -17,10 +17,10 @@ from typing import Any
 import asyncpg
 
 from services.alerts import queries
-from services.alerts.calendar import parse_period
 from services.alerts.lifecycle import Engine
 from services.alerts.messages import DigestCase, DueSoonCase
 from services.alerts.notices import DigestContent, Row, head_digest_rows
+from shared.periods import parse_published_period
 from shared.workdays import due_soon_limits, local_now
 
 
@@ -31,7 +31,7 @@ async def digest_contents(
     settings = engine.settings
     overrides = {row["day"]: row["working"] for row in await queries.fetch_holiday_overrides(connection)}
     next_end, last_end = due_soon_limits(now, settings.ALERTS_DUE_SOON_WORKING_DAYS, overrides)
-    month = parse_period(f"month:{local_now(now).date():%Y-%m}")
+    month = parse_published_period(f"month:{local_now(now).date():%Y-%m}")
     cases: dict[str, list[DigestCase]] = defaultdict(list)
     for row in [
         # data time: a case is overdue only as far as the data has arrived (completeness watermark)

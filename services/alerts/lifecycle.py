@@ -20,7 +20,7 @@ import yaml
 from prometheus_client import Counter, Gauge
 
 from services.alerts import queries
-from services.alerts.calendar import elapsed_fraction, in_lookback, parse_period
+from services.alerts.calendar import elapsed_fraction
 from services.alerts.directory import Directory, Unit
 from services.alerts.holds import Holds, read_holds
 from services.alerts.notices import AlertRef, Links, Row, alert_rows
@@ -29,6 +29,7 @@ from shared.config import AlertsSettings
 from shared.events import UnitKpisComputed
 from shared.kpis import KPI_BY_ID
 from shared.notifications import CHANNELS
+from shared.periods import in_lookback, parse_published_period
 from shared.targets import Target, Targets
 from shared.watermark import read_completeness
 
@@ -111,7 +112,7 @@ class Engine:
         """Return the target in force for a unit's KPI in a period's year (None: informational)."""
         if KPI_BY_ID[kpi].yearly and not period.startswith("year:"):
             return None  # kpis.md: a month's value of a yearly KPI is informational
-        year = parse_period(period).first.year
+        year = parse_published_period(period).first.year
         return self.targets.for_unit(kpi, unit_id=unit.unit_id, level=unit.level, year=year)
 
 
@@ -160,7 +161,7 @@ class Stored:
 def observations_of(update: UnitKpisComputed, engine: Engine, now: datetime) -> list[Observation]:
     """Return the targeted KPIs of an update whose period is within the lookback (others are skipped)."""
     try:
-        period = parse_period(update.period)
+        period = parse_published_period(update.period)
     except ValueError:
         return []
     unit = engine.directory.units.get(update.unit_id)
@@ -215,7 +216,7 @@ async def step(
     target = engine.target(unit, obs.key[1], obs.key[2]) if unit else None
     if unit is None or target is None:
         return None
-    elapsed = elapsed_fraction(parse_period(obs.key[2]), min(now, engine.as_of or now))  # data time
+    elapsed = elapsed_fraction(parse_published_period(obs.key[2]), min(now, engine.as_of or now))  # data time
     verdict = evaluate(
         obs.counts, target, is_count=KPI_BY_ID[obs.key[1]].is_count, elapsed=elapsed, policy=engine.policy
     )

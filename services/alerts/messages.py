@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.alerts.calendar import parse_period
 from shared.kpis import KPI_BY_ID
+from shared.periods import parse_published_period
 from shared.workdays import local_now
 
 # C0/C1 controls (newlines included), zero-width and direction marks, line/paragraph separators,
@@ -100,13 +100,13 @@ def percent(value: float | None) -> str:
 
 def period_label(period: str) -> str:
     """Return "tháng 11/2025" or "năm 2025"."""
-    parsed = parse_period(period)
+    parsed = parse_published_period(period)
     return f"tháng {parsed.first:%m/%Y}" if parsed.kind == "month" else f"năm {parsed.first.year}"
 
 
 def period_word(period: str) -> str:
     """Return "tháng" or "năm"."""
-    return "tháng" if parse_period(period).kind == "month" else "năm"
+    return "tháng" if parse_published_period(period).kind == "month" else "năm"
 
 
 def stamp(moment: datetime) -> str:

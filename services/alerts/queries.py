@@ -467,9 +467,8 @@ async def fetch_overdue_open_cases(
     rows: list[asyncpg.Record] = await connection.fetch(
         """SELECT unit_id, case_id, procedure_code, greatest(deadline, clock_since) AS overdue_since,
                   apology_at IS NOT NULL AS apologized, true AS still_open
-           FROM cases
-           WHERE closed_at IS NULL AND paused_since IS NULL AND deadline IS NOT NULL AND unit_id IS NOT NULL
-             AND deadline < $1 AND ($2::text IS NULL OR unit_id = $2)
+           FROM overdue_open_cases($1)
+           WHERE $2::text IS NULL OR unit_id = $2
            ORDER BY unit_id, deadline, case_id""",
         now,
         unit_id,
@@ -521,22 +520,12 @@ async def fetch_due_soon_cases(
     connection: asyncpg.Connection, *, now: datetime, until: datetime, lookback_days: int, unit_id: str | None
 ) -> list[asyncpg.Record]:
     """Return open, running cases due between now and `until` (of one unit, or all), the earliest first,
-    with the median processing days of their unit x procedure over the last `lookback_days` days."""
+    with the median processing days of their unit x procedure over the last `lookback_days` days
+    (`due_soon_cases`, migration 0019: the unit pages list the same)."""
     rows: list[asyncpg.Record] = await connection.fetch(
-        """SELECT c.unit_id, c.case_id, c.procedure_code, c.deadline, m.median_days, m.n AS resolved
-           FROM cases c
-           LEFT JOIN LATERAL (
-               SELECT percentile_cont(0.5) WITHIN GROUP (
-                          ORDER BY extract(epoch FROM h.closed_at - h.received_at) / 86400) AS median_days,
-                      count(*) AS n
-               FROM cases h
-               WHERE h.unit_id = c.unit_id AND h.procedure_code = c.procedure_code
-                 AND h.close_type = 'resolved' AND h.received_at IS NOT NULL
-                 AND h.closed_at >= $1::timestamptz - make_interval(days => $3::int) AND h.closed_at < $1) m ON true
-           WHERE c.closed_at IS NULL AND c.paused_since IS NULL AND c.deadline IS NOT NULL
-             AND c.unit_id IS NOT NULL AND c.deadline >= $1 AND c.deadline < $2
-             AND ($4::text IS NULL OR c.unit_id = $4)
-           ORDER BY c.unit_id, c.deadline, c.case_id""",
+        """SELECT unit_id, case_id, procedure_code, deadline, median_days, resolved
+           FROM due_soon_cases($1, $2, $3, $4)
+           ORDER BY unit_id, deadline, case_id""",
         now,
         until,
         lookback_days,

@@ -24,7 +24,7 @@ import asyncpg
 from prometheus_client import Gauge
 
 from services.alerts import queries
-from services.alerts.calendar import in_lookback, is_office_time, parse_office_hours, parse_period
+from services.alerts.calendar import is_office_time, parse_office_hours
 from services.alerts.delivery import active_silences, refresh_delivery_gauges
 from services.alerts.digests import digest_contents
 from services.alerts.directory import Unit
@@ -40,6 +40,7 @@ from services.alerts.lifecycle import (
 from services.alerts.notices import AlertRef, DigestContent, alert_rows, head_digest_key, head_digest_rows
 from services.alerts.rules import BELOW, STATES, silenced_until
 from shared.backoff import Retrying
+from shared.periods import in_lookback, parse_published_period
 from shared.workdays import local_now
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,9 @@ async def tick(pool: asyncpg.Pool, engine: Engine) -> None:
         await engine.read_completeness(connection, now)
         lookback = engine.settings.ALERTS_LOOKBACK_DAYS
         periods = [
-            p for p in await queries.fetch_periods(connection) if in_lookback(parse_period(p), now, lookback)
+            p
+            for p in await queries.fetch_periods(connection)
+            if in_lookback(parse_published_period(p), now, lookback)
         ]
         if await connection.fetchval("SELECT pg_try_advisory_lock($1)", TIMER_LOCK):
             try:

@@ -13,9 +13,10 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from services.metrics import queries
-from services.metrics.periods import Period, Scope, current_periods, local_today, parse_period, parse_scope
+from services.metrics.periods import Scope, parse_scope
 from shared.auth import VIEWER, Role, require
 from shared.kpis import KPIS
+from shared.periods import Period, current_periods, local_today, parse_period
 from shared.targets import Target, Targets
 from shared.watermark import Completeness, read_completeness, updating_notice
 

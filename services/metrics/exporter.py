@@ -9,9 +9,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from services.metrics import queries
-from services.metrics.periods import current_periods, local_today
 from shared.backoff import Retrying
 from shared.kpis import KPIS
+from shared.periods import current_periods, local_today
 from shared.targets import Targets
 from shared.watermark import read_completeness
 

@@ -6,7 +6,7 @@ import time
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from functools import partial
 from typing import Annotated
 
@@ -19,7 +19,6 @@ from pydantic import SkipValidation, WithJsonSchema
 
 from services.metrics import queries
 from services.metrics.cells import recompute, recompute_crossed_deadlines
-from services.metrics.periods import is_supported_day, local_today, parse_period
 from shared import topics
 from shared.app import PartitionAssignment
 from shared.backoff import Retrying
@@ -27,6 +26,7 @@ from shared.config import Settings
 from shared.consuming import DeadLetterProducer, batch_subscriber, isolate_internal_poison, settle_batch
 from shared.events import CellsChanged, UnitKpisComputed
 from shared.kpis import KPI_BY_ID
+from shared.periods import ends_within_lookback, is_supported_day, parse_period
 
 logger = logging.getLogger(__name__)
 
@@ -137,8 +137,8 @@ def observe_freshness(changes: list[CellsChanged]) -> None:
             EVENT_TO_COUNT.observe(max(0.0, now - change.first_event_at))
 
 
-def touched_periods(days: Collection[date], *, not_before: date) -> set[str]:
-    """Return the months and years that contain the given days and end on or after `not_before`.
+def touched_periods(days: Collection[date], *, now: datetime, lookback_days: int) -> set[str]:
+    """Return the months and years that contain the given days and end within the lookback of `now`.
 
     Days outside the contract's years (a sentinel date stored before v1.1) have no period: they are
     counted and skipped, so they can never stop the units' other updates.
@@ -150,7 +150,7 @@ def touched_periods(days: Collection[date], *, not_before: date) -> set[str]:
         UNSUPPORTED_WARNING.emit(skipped[0])
     months = {f"month:{day:%Y-%m}" for day in supported}
     years = {f"year:{day.year}" for day in supported}
-    return {name for name in months | years if parse_period(name).last >= not_before}
+    return {name for name in months | years if ends_within_lookback(parse_period(name), now, lookback_days)}
 
 
 async def publish_kpi_updates(
@@ -158,10 +158,9 @@ async def publish_kpi_updates(
 ) -> None:
     """Publish, per unit and touched live period, the unit's counts for every KPI (one query per period),
     as of `now` (the watermark); `computed_at` is the wall clock, which orders computations."""
-    not_before = local_today(now) - timedelta(days=lookback_days)
     units_by_period: dict[str, list[str]] = defaultdict(list)
     for unit_id, days in dirty.items():
-        for name in touched_periods(days, not_before=not_before):
+        for name in touched_periods(days, now=now, lookback_days=lookback_days):
             units_by_period[name].append(unit_id)
     messages = []
     computed_at = time.time()

@@ -80,26 +80,16 @@ async def fetch_due_soon_cases(
 ) -> list[asyncpg.Record]:
     """Return a unit's open, running cases due between now and `until`, the earliest first, with the
     median processing days of the unit x procedure over the last `lookback_days` days (the definition of
-    the alerts digest's "Sắp đến hạn" section)."""
+    the alerts digest's "Sắp đến hạn" section: `due_soon_cases`, migration 0019)."""
     rows: list[asyncpg.Record] = await connection.fetch(
         """
-        SELECT c.case_id, c.procedure_code, c.deadline, m.median_days, m.n AS resolved
-        FROM cases c
-        LEFT JOIN LATERAL (
-            SELECT percentile_cont(0.5) WITHIN GROUP (
-                       ORDER BY extract(epoch FROM h.closed_at - h.received_at) / 86400) AS median_days,
-                   count(*) AS n
-            FROM cases h
-            WHERE h.unit_id = c.unit_id AND h.procedure_code = c.procedure_code
-              AND h.close_type = 'resolved' AND h.received_at IS NOT NULL
-              AND h.closed_at >= $2::timestamptz - make_interval(days => $4::int) AND h.closed_at < $2) m ON true
-        WHERE c.unit_id = $1 AND c.closed_at IS NULL AND c.paused_since IS NULL AND c.deadline IS NOT NULL
-          AND c.deadline >= $2 AND c.deadline < $3
-        ORDER BY c.deadline, c.case_id
+        SELECT case_id, procedure_code, deadline, median_days, resolved
+        FROM due_soon_cases($1, $2, $3, $4)
+        ORDER BY deadline, case_id
         """,
-        unit_id,
         now,
         until,
         lookback_days,
+        unit_id,
     )
     return rows

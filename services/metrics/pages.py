@@ -23,9 +23,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.metrics import api, page_queries, pageviews, queries
 from services.metrics.pagetext import pick_lang, stamp, translator
-from services.metrics.periods import Period, current_periods, local_today, next_month, parse_scope
+from services.metrics.periods import parse_scope
 from shared.auth import Principal, find_token
 from shared.pagelinks import InvalidPageLink, PageGrant, read_page_token
+from shared.periods import Period, current_periods, local_today, next_month
 from shared.workdays import due_soon_limits
 
 router = APIRouter(prefix="/pages", include_in_schema=False)

@@ -92,8 +92,9 @@ PROCEDURE_DAYS = """
     ) p
 """
 
-# A case counts on each local day it became overdue: past crossings, plus the running stretch's
-# crossing when it is open, not paused and its deadline has passed by `now` ($3, dirty.now_at).
+# A case counts on each local day it became overdue as of `now` ($3, dirty.now_at): `overdue_instants`
+# (migration 0019). The candidates' condition is spelled as the partial index cases_overdue_candidates_idx
+# (migration 0003) so that the planner can use it: went overdue before, or open, running, with a deadline.
 OVERDUE_DAYS = """
     WITH {dirty}
     SELECT DISTINCT d.unit_id, d.day, o.case_id, o.apologized
@@ -102,8 +103,7 @@ OVERDUE_DAYS = """
         SELECT c.case_id, c.apology_at IS NOT NULL AS apologized
         FROM {cases} c
         CROSS JOIN LATERAL unnest(
-            c.overdue_at || CASE WHEN c.closed_at IS NULL AND c.paused_since IS NULL AND c.deadline < d.now_at
-                                 THEN ARRAY[greatest(c.deadline, c.clock_since)] ELSE '{{}}'::timestamptz[] END
+            overdue_instants(c.overdue_at, c.closed_at, c.paused_since, c.deadline, c.clock_since, d.now_at)
         ) AS x(at)
         WHERE c.unit_id = d.unit_id
           AND (cardinality(c.overdue_at) > 0 OR (c.closed_at IS NULL AND c.paused_since IS NULL AND c.deadline IS NOT NULL))
@@ -211,50 +211,33 @@ async def fetch_units(connection: asyncpg.Connection) -> list[asyncpg.Record]:
     return rows
 
 
-# The rollups of a set of units over an inclusive day range ($1 units, $2 first, $3 last, $4 now): the
-# day-cell KPIs, then the three KPIs counted otherwise (distinct procedures, distinct overdue cases,
-# open overdue cases). Distinct counts group first (a hash aggregate): `count(DISTINCT …) FILTER`
-# sorts, ~3x slower over a year.
-CELL_ROLLUPS = """
-    SELECT kpi, sum(numerator)::bigint AS n, sum(denominator)::bigint AS d
-    FROM kpi_day_cells WHERE unit_id = ANY($1::text[]) AND day BETWEEN $2 AND $3 GROUP BY kpi
-"""
-OTHER_ROLLUPS = """
-    SELECT 'online_offer_rate' AS kpi, count(*) FILTER (WHERE online) AS n, count(*) AS d FROM (
-        SELECT procedure_code, bool_or(online) AS online
-        FROM procedure_days WHERE unit_id = ANY($1::text[]) AND day BETWEEN $2 AND $3 GROUP BY procedure_code
-    ) distinct_procedures
-    UNION ALL
-    SELECT 'apology_coverage', count(*) FILTER (WHERE apologized), count(*) FROM (
-        SELECT case_id, bool_or(apologized) AS apologized
-        FROM overdue_days WHERE unit_id = ANY($1::text[]) AND day BETWEEN $2 AND $3 GROUP BY case_id
-    ) distinct_cases
-    UNION ALL
-    SELECT 'overdue_open', count(*), 0 FROM cases
-    WHERE unit_id = ANY($1::text[]) AND closed_at IS NULL AND paused_since IS NULL AND deadline < $4
-    UNION ALL
-    SELECT 'units_inspected_rate',
-           count(*) FILTER (WHERE EXISTS (SELECT 1 FROM inspected_days i
-                                         WHERE i.unit_id = u.unit_id AND i.day BETWEEN $2 AND $3)),
-           count(*)
-    FROM units u WHERE u.unit_id = ANY($1::text[])
-"""
-
-
 async def fetch_rollups(
     connection: asyncpg.Connection, *, unit_ids: Sequence[str], first: date, last: date, now: datetime
 ) -> dict[str, tuple[int, int]]:
-    """Return (numerator, denominator) per KPI over a set of units and an inclusive day range."""
-    rows = await connection.fetch(f"{CELL_ROLLUPS} UNION ALL {OTHER_ROLLUPS}", unit_ids, first, last, now)
-    return {row["kpi"]: (int(row["n"]), int(row["d"])) for row in rows}
+    """Return (numerator, denominator) per KPI over a set of units and an inclusive day range (`kpi_rollups`,
+    migration 0019: distinct counts by union over the units, never summed)."""
+    rows = await connection.fetch(
+        "SELECT kpi, numerator, denominator FROM kpi_rollups($1, $2, $3, $4, false)",
+        unit_ids,
+        first,
+        last,
+        now,
+    )
+    return {row["kpi"]: (row["numerator"], row["denominator"]) for row in rows}
 
 
 async def fetch_other_rollups(
     connection: asyncpg.Connection, *, unit_ids: Sequence[str], first: date, last: date, now: datetime
 ) -> dict[str, tuple[int, int]]:
     """Return `fetch_rollups` without the day-cell KPIs (a caller that sums the day cells itself)."""
-    rows = await connection.fetch(OTHER_ROLLUPS, unit_ids, first, last, now)
-    return {row["kpi"]: (int(row["n"]), int(row["d"])) for row in rows}
+    rows = await connection.fetch(
+        "SELECT kpi, numerator, denominator FROM kpi_other_rollups($1, $2, $3, $4, false)",
+        unit_ids,
+        first,
+        last,
+        now,
+    )
+    return {row["kpi"]: (row["numerator"], row["denominator"]) for row in rows}
 
 
 async def fetch_unit_rollups(
@@ -265,43 +248,17 @@ async def fetch_unit_rollups(
     now: datetime,
     unit_ids: Sequence[str] | None = None,
 ) -> dict[tuple[str, str], tuple[int, int]]:
-    """Return (numerator, denominator) per (unit, KPI) over an inclusive day range (all units if None)."""
+    """Return (numerator, denominator) per (unit, KPI) over an inclusive day range (every registry unit if
+    None)."""
     rows = await connection.fetch(
-        """
-        SELECT unit_id, kpi, sum(numerator)::bigint AS n, sum(denominator)::bigint AS d
-        FROM kpi_day_cells WHERE day BETWEEN $1 AND $2 AND ($4::text[] IS NULL OR unit_id = ANY($4))
-        GROUP BY unit_id, kpi
-        UNION ALL
-        SELECT unit_id, 'online_offer_rate', count(*) FILTER (WHERE online), count(*) FROM (
-            SELECT unit_id, procedure_code, bool_or(online) AS online
-            FROM procedure_days WHERE day BETWEEN $1 AND $2 AND ($4::text[] IS NULL OR unit_id = ANY($4))
-            GROUP BY unit_id, procedure_code
-        ) distinct_procedures
-        GROUP BY unit_id
-        UNION ALL
-        SELECT unit_id, 'apology_coverage', count(*) FILTER (WHERE apologized), count(*) FROM (
-            SELECT unit_id, case_id, bool_or(apologized) AS apologized
-            FROM overdue_days WHERE day BETWEEN $1 AND $2 AND ($4::text[] IS NULL OR unit_id = ANY($4))
-            GROUP BY unit_id, case_id
-        ) distinct_cases
-        GROUP BY unit_id
-        UNION ALL
-        SELECT unit_id, 'overdue_open', count(*), 0 FROM cases
-        WHERE closed_at IS NULL AND paused_since IS NULL AND deadline < $3 AND unit_id IS NOT NULL
-          AND ($4::text[] IS NULL OR unit_id = ANY($4))
-        GROUP BY unit_id
-        UNION ALL
-        SELECT u.unit_id, 'units_inspected_rate',
-               (EXISTS (SELECT 1 FROM inspected_days i WHERE i.unit_id = u.unit_id AND i.day BETWEEN $1 AND $2))::int,
-               1
-        FROM units u WHERE ($4::text[] IS NULL OR u.unit_id = ANY($4))
-        """,
+        """SELECT unit_id, kpi, numerator, denominator
+           FROM kpi_rollups(coalesce($1, ARRAY(SELECT unit_id FROM units)), $2, $3, $4, true)""",
+        list(unit_ids) if unit_ids is not None else None,
         first,
         last,
         now,
-        list(unit_ids) if unit_ids is not None else None,
     )
-    return {(row["unit_id"], row["kpi"]): (int(row["n"]), int(row["d"])) for row in rows}
+    return {(row["unit_id"], row["kpi"]): (row["numerator"], row["denominator"]) for row in rows}
 
 
 async def fetch_overdue_cases(
@@ -312,8 +269,8 @@ async def fetch_overdue_cases(
         """
         SELECT case_id, procedure_code, deadline, greatest(deadline, clock_since) AS overdue_since,
                extract(epoch FROM $2 - deadline)::bigint AS late_seconds, apology_at IS NOT NULL AS apologized
-        FROM cases
-        WHERE unit_id = $1 AND closed_at IS NULL AND paused_since IS NULL AND deadline < $2
+        FROM overdue_open_cases($2)
+        WHERE unit_id = $1
         ORDER BY deadline
         """,
         unit_id,
@@ -421,15 +378,16 @@ async def fetch_case_state_differences(connection: asyncpg.Connection) -> list[s
 # Set-based over the case state (`cases`, the source of the cells): the day cells keep no procedure, and
 # `procedure_days` only the distinct codes. Same definitions as DAY_CELLS / OVERDUE_DAYS / fetch_rollups;
 # a code missing from the catalogue is kept, with a NULL field (shown "chưa có trong danh mục").
-GROUP_KEYS = {"procedure": "c.procedure_code", "field": "p.field"}
+# $5: group by field (else by procedure code).
+GROUPINGS = ("procedure", "field")
 
-CASES_BY_GROUP = f"""
+CASES_BY_GROUP = """
     WITH bounds AS (
-        SELECT ($2::date::timestamp AT TIME ZONE {LOCAL_TZ_SQL}) AS t0,
-               (($3::date + 1)::timestamp AT TIME ZONE {LOCAL_TZ_SQL}) AS t1
+        SELECT ($2::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') AS t0,
+               (($3::date + 1)::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') AS t1
     ),
     scoped AS (
-        SELECT {{key}} AS key, c.*
+        SELECT CASE WHEN $5::boolean THEN p.field ELSE c.procedure_code END AS key, c.*
         FROM cases c LEFT JOIN procedures p USING (procedure_code)
         WHERE c.unit_id = ANY($1::text[])
     )
@@ -455,13 +413,12 @@ CASES_BY_GROUP = f"""
            count(DISTINCT case_id)
     FROM scoped c CROSS JOIN bounds b
     CROSS JOIN LATERAL unnest(
-        c.overdue_at || CASE WHEN c.closed_at IS NULL AND c.paused_since IS NULL AND c.deadline < $4
-                             THEN ARRAY[greatest(c.deadline, c.clock_since)] ELSE '{{{{}}}}'::timestamptz[] END
+        overdue_instants(c.overdue_at, c.closed_at, c.paused_since, c.deadline, c.clock_since, $4)
     ) AS x(at)
     WHERE x.at >= b.t0 AND x.at < b.t1 GROUP BY key
     UNION ALL
     SELECT key, 'overdue_open', count(*), 0
-    FROM scoped WHERE closed_at IS NULL AND paused_since IS NULL AND deadline < $4 GROUP BY key
+    FROM scoped WHERE is_overdue_open(closed_at, paused_since, deadline, $4) GROUP BY key
 """
 
 
@@ -475,9 +432,10 @@ async def fetch_group_rollups(
     now: datetime,
 ) -> dict[str | None, dict[str, tuple[int, int]]]:
     """Return (numerator, denominator) per procedure code or field (None: not in the catalogue) and case KPI."""
-    query = CASES_BY_GROUP.format(key=GROUP_KEYS[by])
+    if by not in GROUPINGS:
+        raise ValueError(f"unknown grouping {by!r}")
     grouped: dict[str | None, dict[str, tuple[int, int]]] = {}
-    for row in await connection.fetch(query, list(unit_ids), first, last, now):
+    for row in await connection.fetch(CASES_BY_GROUP, list(unit_ids), first, last, now, by == "field"):
         grouped.setdefault(row["key"], {})[row["kpi"]] = (int(row["n"]), int(row["d"]))
     return grouped
 

@@ -11,8 +11,9 @@ from pydantic import BaseModel
 
 from services.metrics import queries, report_queries
 from services.metrics.api import KpiFigure, UnitTree, figures, judges_yearly
-from services.metrics.periods import Period, Scope, report_year
+from services.metrics.periods import Scope
 from shared.kpis import KPIS, LOCAL_TZ
+from shared.periods import Period, report_year
 from shared.targets import Targets
 
 # The form's counted columns (4-6, 8-10, 12-13); the totals 3, 7 and 11 are their sums.

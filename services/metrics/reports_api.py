@@ -8,10 +8,11 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from services.metrics.api import KPI_READER, parse_or_400
-from services.metrics.periods import Period, Scope
+from services.metrics.periods import Scope
 from services.metrics.report import Report, build_report, file_name
 from services.metrics.report_docx import render_docx
 from services.metrics.report_xlsx import render_xlsx
+from shared.periods import Period
 
 router = APIRouter(prefix="/api/v1")
 MEDIA_TYPES = {

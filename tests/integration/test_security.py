@@ -348,6 +348,34 @@ async def test_dvc_reader_is_refused_every_table_and_reads_only_reporting_views(
     assert not {row["column_name"] for row in columns} & forbidden
 
 
+async def test_kpi_functions_run_for_their_roles_only(database: MigratedDatabase) -> None:
+    """The KPI SQL of migration 0019: dvc_reader calls the `reporting` ones, never those over the tables;
+    alerts gets the overdue and due-soon lists, not the rollups (metrics' cells)."""
+    reader = await asyncpg.connect(database.dsn("reader"))
+    alerts = await asyncpg.connect(database.dsn("alerts"))
+    try:
+        for statement in (
+            "SELECT * FROM public.overdue_open_cases(now())",
+            "SELECT * FROM public.due_soon_cases(now(), now(), 30, NULL)",
+            "SELECT * FROM public.kpi_rollups(ARRAY['x'], current_date, current_date, now(), true)",
+        ):
+            with pytest.raises(REFUSED):
+                await reader.fetch(statement)
+        await reader.fetch("SELECT case_id, apology_at FROM reporting.overdue_open_cases(now())")
+        await reader.fetch("SELECT kpi FROM reporting.kpi_rollups(NULL, current_date, current_date, now())")
+        with pytest.raises(asyncpg.UndefinedColumnError):
+            await reader.fetch("SELECT history FROM reporting.overdue_open_cases(now())")
+        await alerts.fetch("SELECT case_id FROM overdue_open_cases(now())")
+        await alerts.fetch("SELECT case_id FROM due_soon_cases(now(), now(), 30, NULL)")
+        with pytest.raises(REFUSED):
+            await alerts.fetch(
+                "SELECT kpi FROM kpi_rollups(ARRAY['x'], current_date, current_date, now(), true)"
+            )
+    finally:
+        await reader.close()
+        await alerts.close()
+
+
 async def test_every_panel_sql_runs_as_dvc_reader(database: MigratedDatabase) -> None:
     raws = sorted({q.target["rawSql"] for q in SQL_QUERIES} | {v["query"] for v in VARIABLES.values()})
     assert len(raws) >= 10

@@ -6,13 +6,7 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from services.alerts.calendar import (
-    elapsed_fraction,
-    in_lookback,
-    is_office_time,
-    parse_office_hours,
-    parse_period,
-)
+from services.alerts.calendar import elapsed_fraction, is_office_time, parse_office_hours
 from services.alerts.directory import Unit
 from services.alerts.messages import DigestCase, header_safe, percent
 from services.alerts.notices import (
@@ -51,6 +45,7 @@ from services.alerts.stats import (
     probability_of_meeting,
     wilson_interval,
 )
+from shared.periods import in_lookback, parse_published_period
 from shared.targets import Target
 from shared.workdays import is_working_day
 
@@ -213,11 +208,11 @@ def test_a_timer_evaluation_keeps_the_streak_and_confirms_after_the_delay() -> N
 
 
 def test_periods_parse_and_elapse_in_local_time() -> None:
-    march = parse_period("month:2021-03")
+    march = parse_published_period("month:2021-03")
     assert (march.first, march.last) == (date(2021, 3, 1), date(2021, 3, 31))
-    assert parse_period("year:2024").last == date(2024, 12, 31)
+    assert parse_published_period("year:2024").last == date(2024, 12, 31)
     with pytest.raises(ValueError, match="invalid period"):
-        parse_period("day:2021-03-01")
+        parse_published_period("day:2021-03-01")
     mid = datetime(2021, 3, 16, 17, 0, tzinfo=UTC)  # 17 March 00:00 local
     assert elapsed_fraction(march, mid) == pytest.approx(16 / 31)
     assert elapsed_fraction(march, datetime(2021, 2, 28, 17, 30, tzinfo=UTC)) == pytest.approx(1 / 31)
@@ -226,12 +221,12 @@ def test_periods_parse_and_elapse_in_local_time() -> None:
 
 def test_lookback_keeps_recent_and_started_periods_only() -> None:
     now = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
-    assert in_lookback(parse_period("month:2026-11"), now, 45)
-    assert in_lookback(parse_period("month:2026-10"), now, 45)
-    assert in_lookback(parse_period("year:2026"), now, 45)
-    assert not in_lookback(parse_period("month:2026-09"), now, 45)
-    assert not in_lookback(parse_period("month:2021-03"), now, 45)
-    assert not in_lookback(parse_period("month:2026-12"), now, 45)
+    assert in_lookback(parse_published_period("month:2026-11"), now, 45)
+    assert in_lookback(parse_published_period("month:2026-10"), now, 45)
+    assert in_lookback(parse_published_period("year:2026"), now, 45)
+    assert not in_lookback(parse_published_period("month:2026-09"), now, 45)
+    assert not in_lookback(parse_published_period("month:2021-03"), now, 45)
+    assert not in_lookback(parse_published_period("month:2026-12"), now, 45)
 
 
 def test_working_days_follow_holidays_and_overrides() -> None:

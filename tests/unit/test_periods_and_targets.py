@@ -2,12 +2,13 @@
 
 import os
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
-from services.metrics.periods import parse_period, parse_scope
+from services.metrics.periods import parse_scope
+from shared.periods import ends_within_lookback, in_lookback, parse_period, parse_published_period
 from shared.targets import TARGETS_PATH, Targets
 
 
@@ -35,6 +36,26 @@ def test_periods(text: str, first: date, last: date) -> None:
 def test_bad_periods_are_rejected(text: str) -> None:
     with pytest.raises(ValueError, match="invalid period"):
         parse_period(text)
+
+
+@pytest.mark.parametrize("text", ["day:2021-03-04", "quarter:2021-Q1", "ytd:2021-05-15", "report-year:2021"])
+def test_kpi_updates_name_months_and_years_only(text: str) -> None:
+    parse_period(text)
+    with pytest.raises(ValueError, match="invalid period"):
+        parse_published_period(text)
+    assert parse_published_period("month:2021-03") == parse_period("month:2021-03")
+
+
+def test_a_period_not_yet_started_is_published_but_not_evaluated() -> None:
+    now = datetime(2026, 11, 30, 17, 30, tzinfo=UTC)  # 1 December 00:30 local
+    december = parse_period("month:2026-12")
+    assert ends_within_lookback(december, now, 0)
+    assert in_lookback(december, now, 0)
+    january = parse_period("month:2027-01")
+    assert ends_within_lookback(january, now, 0)
+    assert not in_lookback(january, now, 0)
+    assert not ends_within_lookback(parse_period("month:2026-10"), now, 30)
+    assert ends_within_lookback(parse_period("month:2026-10"), now, 31)
 
 
 def test_scopes() -> None:

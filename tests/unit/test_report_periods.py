@@ -4,12 +4,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from services.metrics.periods import (
-    current_and_previous_report_periods,
-    is_report_period,
-    parse_period,
-    report_year,
-)
+from services.metrics.periods import current_and_previous_report_periods
+from shared.periods import is_report_period, parse_period, report_year
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,17 @@
 """Contract v1.1: a timestamp whose local (UTC+7) year is outside 2000..2099 is `bad_timestamp`; metrics
 never derives a period from such a day."""
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import orjson
 import pytest
 
 from services.metrics.handlers import UNSUPPORTED_DAYS, touched_periods
-from services.metrics.periods import parse_period
 from shared import topics
 from shared.events import Rejection, parse_event
+from shared.kpis import LOCAL_TZ
+from shared.periods import parse_period
 from tests.factories import at, case_event, document_sent, received
 
 
@@ -101,6 +102,11 @@ def test_periods_outside_the_supported_years_are_refused(text: str) -> None:
 def test_metrics_skips_days_outside_the_supported_years() -> None:
     before = UNSUPPORTED_DAYS._value.get()
     days = {date(1, 1, 1), date(9999, 12, 31), date(2021, 3, 4), date(1999, 12, 31)}
-    assert touched_periods(days, not_before=date(2021, 1, 1)) == {"month:2021-03", "year:2021"}
+    assert touched_periods(days, now=datetime(2021, 1, 1, tzinfo=LOCAL_TZ), lookback_days=0) == {
+        "month:2021-03",
+        "year:2021",
+    }
     assert UNSUPPORTED_DAYS._value.get() - before == 3
-    assert touched_periods({date(1, 1, 1)}, not_before=date(2021, 1, 1)) == set()
+    assert (
+        touched_periods({date(1, 1, 1)}, now=datetime(2021, 1, 1, tzinfo=LOCAL_TZ), lookback_days=0) == set()
+    )
