@@ -46,8 +46,10 @@ def parse_timestamp(value: Any, info: ValidationInfo) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise PydanticCustomError("bad_timestamp", "not an ISO 8601 timestamp") from None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
+    if parsed.utcoffset() is None:  # no tzinfo, or one without an offset
         raise PydanticCustomError("naive_timestamp", "the timestamp has no UTC offset")
+    if FIRST_YEAR < parsed.year < LAST_YEAR:
+        return parsed  # an offset moves the local date by less than a day: the local year is in range
     year = local_year(parsed)
     if not FIRST_YEAR <= year <= LAST_YEAR and not (info.context or {}).get("stored"):
         raise PydanticCustomError(

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+import orjson
+
 from services.ingest.cells import Dirty, local_day
 from shared.events import (
     CASE_EVENT_TYPES,
@@ -27,7 +29,8 @@ from shared.kpis import LOCAL_TZ
 
 TERMINAL = (CaseResolved, CaseRefused, CaseWithdrawn)
 ANNOTATIONS = (ApologyIssued, CaseRated, CaseSynced, ResultReturned)  # count before receipt and after closure
-Arrival = tuple[CaseEvent, dict[str, Any]]  # a new event and its JSON form, as the case's history keeps it
+JsonObject = dict[str, Any] | bytes  # a JSON object, or its bytes as they came (already canonical)
+Arrival = tuple[CaseEvent, JsonObject]  # a new event and its JSON form, as the case's history keeps it
 
 
 @dataclass(slots=True)
@@ -61,12 +64,13 @@ class CaseWrite:
     """One `cases` upsert: the new state, and the events that extend (`append`) or replace its history."""
 
     state: CaseState
-    history: list[dict[str, Any]]
+    history: list[JsonObject]
     append: bool
 
 
-def parse_stored_event(body: dict[str, Any]) -> CaseEvent:
+def parse_stored_event(item: JsonObject) -> CaseEvent:
     """Read back an event of a stored history (validated when it arrived)."""
+    body = orjson.loads(item) if isinstance(item, bytes) else item
     return CASE_EVENT_TYPES[body["event_type"]].model_validate(body, context={"stored": True})
 
 
@@ -191,7 +195,7 @@ def is_late(state: CaseState, earliest_new: datetime) -> bool:
 def plan_case_writes(
     case_ids: Iterable[str],
     stored: Mapping[str, CaseState],
-    histories: Mapping[str, list[dict[str, Any]]],
+    histories: Mapping[str, list[JsonObject]],
     arrivals: Iterable[Arrival],
 ) -> tuple[list[CaseWrite], Dirty]:
     """Return the `cases` writes of a batch's new events and the cells they dirty.
@@ -218,7 +222,7 @@ def plan_case_write(
     case_id: str,
     events: list[Arrival],
     stored: Mapping[str, CaseState],
-    histories: Mapping[str, list[dict[str, Any]]],
+    histories: Mapping[str, list[JsonObject]],
 ) -> CaseWrite:
     """Return the write of one case with new events."""
     new = [event for event, _ in events]

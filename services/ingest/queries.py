@@ -7,8 +7,9 @@ from operator import attrgetter
 from typing import Any
 
 import asyncpg
+import orjson
 
-from services.ingest.cases import CaseState, CaseWrite
+from services.ingest.cases import CaseState, CaseWrite, JsonObject
 
 STATE_FIELDS = [f.name for f in fields(CaseState)]
 state_values = attrgetter(*STATE_FIELDS)
@@ -80,7 +81,7 @@ async def fetch_case_states(
 
 async def fetch_case_histories(
     connection: asyncpg.Connection, *, case_ids: Sequence[str]
-) -> dict[str, list[dict[str, Any]]]:
+) -> dict[str, list[JsonObject]]:
     """Return the stored event history of each known case."""
     rows = await connection.fetch(
         "SELECT case_id, history FROM cases WHERE case_id = ANY($1::text[])", case_ids
@@ -96,7 +97,7 @@ async def upsert_cases(connection: asyncpg.Connection, *, writes: Sequence[CaseW
     )
     await connection.copy_records_to_table(
         "cases_incoming",
-        records=[(*state_values(write.state), write.history, write.append) for write in writes],
+        records=[(*state_values(write.state), jsonb_array(write.history), write.append) for write in writes],
         columns=[*CASE_COLUMNS, "append_history"],
     )
     assignments = ", ".join(f"{column} = EXCLUDED.{column}" for column in STATE_FIELDS[1:])
@@ -109,6 +110,11 @@ async def upsert_cases(connection: asyncpg.Connection, *, writes: Sequence[CaseW
             """,
             append,
         )
+
+
+def jsonb_array(items: list[JsonObject]) -> list[dict[str, Any] | orjson.Fragment]:
+    """Return JSON objects for the jsonb encoder: raw bytes pass through as they are."""
+    return [orjson.Fragment(item) if isinstance(item, bytes) else item for item in items]
 
 
 async def fetch_documents(

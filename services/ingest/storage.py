@@ -92,7 +92,7 @@ def event_record(item: Accepted) -> tuple[Any, ...]:
         event.unit_id,
         subject_of(event),
         event.occurred_at,
-        {**item.body, **item.canonical},  # extra fields kept, timestamps in one canonical form
+        item.payload,  # extra fields kept, timestamps in one canonical form
         item.record.partition,
         item.record.offset,
     )

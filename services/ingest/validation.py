@@ -5,17 +5,50 @@ in declaration order, and last `unknown_unit` against the registry.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, get_args
 
 import asyncpg
+import orjson
 from aiokafka import ConsumerRecord
 
+from services.ingest.cases import JsonObject
 from services.ingest.queries import fetch_unit_ids
-from shared.events import Event, InspectionCompleted, Rejection, decode_body, validate_body
+from shared.events import (
+    EVENT_TYPES_BY_TOPIC,
+    Event,
+    InspectionCompleted,
+    Rejection,
+    decode_body,
+    validate_body,
+)
 from shared.registry import RegistryCache
 
 UnitIds = RegistryCache[frozenset[str]]
+
+
+def is_timestamp(annotation: Any) -> bool:
+    """Return True if a field's annotation is (or may be) a contract timestamp."""
+    return annotation is datetime or any(is_timestamp(arg) for arg in get_args(annotation))
+
+
+TIMESTAMP_FIELDS: dict[type[Event], tuple[str, ...]] = {
+    model: tuple(name for name, info in model.model_fields.items() if is_timestamp(info.annotation))
+    for types in EVENT_TYPES_BY_TOPIC.values()
+    for model in types.values()
+}
+
+
+def is_canonical_timestamp(text: Any, value: datetime | None) -> bool:
+    """Return True if `text` is already the JSON form the contract model gives `value`: its ISO format,
+    except that pydantic writes a zero offset as `Z` and drops an offset's seconds."""
+    if value is None:
+        return text is None
+    offset = value.utcoffset()
+    if not offset or offset.seconds % 60 or offset.microseconds:
+        return False
+    return bool(text == value.isoformat())
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,13 +59,29 @@ class Accepted:
     event: Event
     body: dict[str, Any]
     record: ConsumerRecord
-    canonical: dict[str, Any] = field(
-        default_factory=dict
-    )  # the validated fields as JSON, timestamps normalised
 
-    def __post_init__(self) -> None:
-        if not self.canonical:
-            object.__setattr__(self, "canonical", self.event.model_dump(mode="json", exclude_unset=True))
+    def raw_is_canonical(self) -> bool:
+        """Return True if the raw body already writes every timestamp in the canonical form."""
+        event, body = self.event, self.body
+        return all(
+            is_canonical_timestamp(body.get(name), getattr(event, name))
+            for name in TIMESTAMP_FIELDS[type(event)]
+        )
+
+    @property
+    def canonical(self) -> JsonObject:
+        """The validated fields as JSON, timestamps normalised (what a case history keeps): the raw bytes
+        when they hold nothing else and are already canonical, otherwise the model's JSON form."""
+        if self.raw_is_canonical() and self.body.keys() <= type(self.event).model_fields.keys():
+            return bytes(self.record.value)
+        return self.event.model_dump(mode="json", exclude_unset=True)
+
+    @property
+    def payload(self) -> dict[str, Any] | orjson.Fragment:
+        """The stored raw event: every field kept, timestamps normalised (the raw bytes when canonical)."""
+        if self.raw_is_canonical():
+            return orjson.Fragment(self.record.value)
+        return {**self.body, **self.event.model_dump(mode="json", exclude_unset=True)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +131,11 @@ async def validate_records(
     refreshed = False
     for record in records:
         outcome = parse_record(record, topic_prefix)
-        if isinstance(outcome, Accepted) and not refreshed and unknown_units(outcome.event, units.value):
-            await refresh_units(units, pool, max_age=0.0)  # a unit loaded a moment ago is accepted
-            refreshed = True  # one check per batch at most
-        outcome = check_units(outcome, units.value)
+        if isinstance(outcome, Accepted) and unknown_units(outcome.event, units.value):
+            if not refreshed:
+                await refresh_units(units, pool, max_age=0.0)  # a unit loaded a moment ago is accepted
+                refreshed = True  # one check per batch at most
+            outcome = check_units(outcome, units.value)
         if isinstance(outcome, Accepted):
             accepted.append(outcome)
         else:
