@@ -3,9 +3,9 @@ and plan the `cases` writes of a batch: pure functions, no I/O."""
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from copy import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -57,6 +57,17 @@ class CaseState:
     rated_at: datetime | None = None
     overdue_at: list[datetime] = field(default_factory=list)
     last_event_at: datetime | None = None  # latest occurred_at applied (the fast path's precondition)
+
+
+STATE_FIELDS = [f.name for f in fields(CaseState)]
+state_values = attrgetter(*STATE_FIELDS)  # a state as the tuple of its fields, in column order
+
+
+def copy_state(state: CaseState) -> CaseState:
+    """Return a copy of a state that can be changed without changing the original."""
+    copied = CaseState(*state_values(state))
+    copied.overdue_at = list(state.overdue_at)
+    return copied
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +243,5 @@ def plan_case_write(
         state = fold_case(case_id, [*map(parse_stored_event, history), *new])
         return CaseWrite(state, history + bodies, append=False)
     if case_id in stored:
-        continued = copy(stored[case_id])
-        continued.overdue_at = list(continued.overdue_at)
-        return CaseWrite(apply_events(continued, new), bodies, append=True)
+        return CaseWrite(apply_events(copy_state(stored[case_id]), new), bodies, append=True)
     return CaseWrite(fold_case(case_id, new), bodies, append=False)

@@ -1,18 +1,14 @@
 """SQL of ingest: idempotent bulk writes of raw events, case state and documents."""
 
 from collections.abc import Iterable, Sequence
-from dataclasses import fields
 from datetime import date
-from operator import attrgetter
 from typing import Any
 
 import asyncpg
 import orjson
 
-from services.ingest.cases import CaseState, CaseWrite, JsonObject
+from services.ingest.cases import STATE_FIELDS, CaseState, CaseWrite, JsonObject, state_values
 
-STATE_FIELDS = [f.name for f in fields(CaseState)]
-state_values = attrgetter(*STATE_FIELDS)
 CASE_COLUMNS = [*STATE_FIELDS, "history"]
 EVENT_COLUMNS = [
     "event_id",
