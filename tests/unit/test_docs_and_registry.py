@@ -1,5 +1,7 @@
 """Committed artefacts match the code: the AsyncAPI document and the shipped unit registries."""
 
+import importlib
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -51,3 +53,27 @@ def test_registry_rejects_a_parent_on_a_lower_level() -> None:
         registry_from_csv(
             "\n".join([lines[0], *[line for line in lines[1:] if line != agency], broken]), name="x"
         )
+
+
+def test_the_readme_event_path_names_functions_that_exist() -> None:
+    """The README's path of an event stays true: every `module:function` it names exists, and a bare
+    name after it lives in the module named last."""
+    readme = (UNITS_DIR.parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("The path of a case event, function by function", 1)[1].split("\n\n", 2)[1]
+    named = re.findall(r"`([a-z_/]+):([a-z_]+)`|`([a-z_]+)`", section)
+    module = None
+    checked = 0
+    for path, function, bare in named:
+        if path:
+            package = path.replace("/", ".")
+            module = importlib.import_module(
+                package if package.startswith("shared") else f"services.{package}"
+            )
+            name = function
+        elif module is not None and hasattr(module, bare):
+            name = bare
+        else:
+            continue  # a word in backquotes that is not one of the module's names (a table, a function in SQL)
+        assert callable(getattr(module, name, None)), f"{module.__name__}:{name} is named in the README"
+        checked += 1
+    assert checked >= 15
