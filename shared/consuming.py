@@ -232,7 +232,7 @@ class DeadLetterProducer:
             await future
 
 
-def validate_records(
+def parse_internal_records(
     records: Sequence[ConsumerRecord], model: type[M]
 ) -> tuple[list[tuple[ConsumerRecord, M]], list[Letter]]:
     """Validate each record's value as `model`; return the valid ones and the letters of the others."""
@@ -255,7 +255,7 @@ async def isolate_internal_poison(
 ) -> int:
     """Process a batch of an internal topic; publish every message that is invalid or fails alone to
     dvc.internal-dead-letters.v1 (before the caller commits). Return how many were isolated."""
-    valid, letters = validate_records(records, model)
+    valid, letters = parse_internal_records(records, model)
     outcome = await process_isolating(valid, process)
     letters += [
         (record, PROCESSING_ERROR, f"processing failed: {error!r}") for (record, _), error in outcome.failed
