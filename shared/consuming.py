@@ -52,10 +52,15 @@ async def parse_keeping_headers(
     records: Records, original: Callable[[Records], Awaitable[KafkaMessage]]
 ) -> KafkaMessage:
     """Parse a batch with FastStream's parser, but never decode (or fail on) a header value."""
-    message = await original(tuple(dataclasses.replace(record, headers=[]) for record in records))
+    message = await original(tuple(map(without_headers, records)))
     message.raw_message = records
     message.batch_headers = [dict(record.headers or ()) for record in records]
     return message
+
+
+def without_headers(record: ConsumerRecord) -> ConsumerRecord:
+    """Return the record without its headers (the record itself when it has none)."""
+    return dataclasses.replace(record, headers=[]) if record.headers else record
 
 
 def raw_records(message: KafkaMessage) -> Any:

@@ -4,13 +4,13 @@ and plan the `cases` writes of a batch: pure functions, no I/O."""
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime
+from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
 import orjson
 
-from services.ingest.cells import Dirty, local_day
+from services.ingest.cells import Dirty, local_days
 from shared.events import (
     CASE_EVENT_TYPES,
     ApologyIssued,
@@ -117,9 +117,9 @@ def apply_events(state: CaseState, events: Sequence[CaseEvent]) -> CaseState:
     return state
 
 
-def count_days(state: CaseState) -> set[date]:
-    """Return the local days on which this state can count in any KPI cell."""
-    instants = [
+def count_instants(state: CaseState) -> list[datetime | None]:
+    """Return the instants whose local days this state can count on in any KPI cell."""
+    return [
         state.received_at,
         state.closed_at,
         state.rated_at,
@@ -127,7 +127,6 @@ def count_days(state: CaseState) -> set[date]:
         state.clock_since,
         *state.overdue_at,
     ]
-    return {local_day(instant) for instant in instants if instant is not None}
 
 
 def open_case(state: CaseState, event: CaseReceived) -> None:
@@ -221,12 +220,12 @@ def plan_case_writes(
         for case_id, events in arrivals_by_case(arrivals).items()
     ]
     new_states = {write.state.case_id: write.state for write in writes}
-    dirty: Dirty = defaultdict(set)
+    instants: dict[str, set[datetime | None]] = defaultdict(set)
     for case_id in case_ids:
         for state in (stored.get(case_id), new_states.get(case_id)):
             if state is not None and state.unit_id is not None:
-                dirty[state.unit_id] |= count_days(state)
-    return writes, dirty
+                instants[state.unit_id].update(count_instants(state))
+    return writes, {unit_id: local_days(found) for unit_id, found in instants.items()}
 
 
 def plan_case_write(

@@ -1,6 +1,7 @@
 """The (unit, local day) KPI cells a stored batch may have changed: what ingest tells metrics to recompute."""
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import date, datetime
 
 from shared.kpis import LOCAL_TZ
@@ -11,6 +12,11 @@ Dirty = dict[str, set[date]]  # unit id -> local days whose cells may have chang
 def local_day(value: datetime) -> date:
     """Return the Asia/Ho_Chi_Minh calendar day of an instant."""
     return value.astimezone(LOCAL_TZ).date()
+
+
+def local_days(instants: Iterable[datetime | None]) -> set[date]:
+    """Return the Asia/Ho_Chi_Minh calendar days of instants (None skipped)."""
+    return {instant.astimezone(LOCAL_TZ).date() for instant in instants if instant is not None}
 
 
 def merge_dirty(*parts: Dirty) -> Dirty:
