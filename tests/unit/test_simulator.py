@@ -254,7 +254,7 @@ def test_lateness_propensity_varies_per_unit_and_few_units_are_chronically_late(
 
 @pytest.mark.skipif(not REAL_2021.exists(), reason="deploy/units/ha-tinh-2021.yaml not written yet")
 def test_the_real_registry_is_about_99_percent_on_time_and_91_to_97_percent_satisfied() -> None:
-    events = parsed(simulate(registry=read_registry(REAL_2021), days=21, scale=0.3))
+    events = parsed(simulate(registry=read_registry(REAL_2021), days=14, scale=0.2))
     late = early_or_on_time = 0
     for case in cases_of(events).values():
         received, resolved = case.get("received"), case.get("resolved")
