@@ -22,7 +22,7 @@ from cli.kafka import ADMIN, admin_config, ensure_acls, ensure_topics, principal
 from cli.units import store_registry
 from services.ingest.queries import EVENT_COLUMNS
 from services.ingest.storage import event_record
-from services.ingest.validation import Accepted
+from services.ingest.validation import Accepted, writes_canonical_timestamps
 from shared import topics
 from shared.config import KafkaSettings, MigrationSettings
 from shared.db import init_connection
@@ -153,7 +153,11 @@ def rows_for_copy(events: list[SimEvent]) -> list[tuple[object, ...]]:
         parsed = validate_body(event.topic, body)
         assert isinstance(parsed, Event)
         record = _Record(event.topic, 0, position, event.key, event.value)
-        rows.append(event_record(Accepted(event.topic, parsed, body, record)))  # type: ignore[arg-type]
+        rows.append(
+            event_record(
+                Accepted(event.topic, parsed, body, record, writes_canonical_timestamps(parsed, body))
+            )
+        )  # type: ignore[arg-type]
     return rows
 
 
@@ -180,6 +184,23 @@ async def copy_only(scratch: Scratch, rows: list[tuple[object, ...]], chunk: int
         return len(rows) / (time.perf_counter() - started)
     finally:
         await connection.close()
+
+
+@dataclass(frozen=True)
+class ProcessUsage:
+    """CPU seconds (user + system) and peak resident memory of a running process."""
+
+    cpu_seconds: float
+    peak_rss_mb: float
+
+
+def process_usage(pid: int) -> ProcessUsage:
+    """Read a live process's CPU time and peak RSS (VmHWM) from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    status = Path(f"/proc/{pid}/status").read_text()
+    peak_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    return ProcessUsage((int(fields[11]) + int(fields[12])) / ticks, peak_kb / 1024)
 
 
 def free_port() -> int:

@@ -23,6 +23,7 @@ from bench.common import (
     create_scratch,
     drop_scratch,
     infra_env,
+    process_usage,
     publish_events,
     rows_for_copy,
     start_service,
@@ -70,12 +71,18 @@ async def run(count: int, keep: bool, instances: int, with_peer: bool) -> None:
                 await asyncio.sleep(0.1)
             assert first_seen is not None
             ingest_rate = len(events) / (time.perf_counter() - first_seen)
+            usages = [process_usage(process.pid) for process, _ in started_services]
         finally:
             await connection.close()
             for process, _ in started_services:
                 process.terminate()
                 process.wait(60)
         slower = min(consume_rate, copy_rate)
+        cpu = sum(usage.cpu_seconds for usage in usages)
+        print(
+            f"ingest process CPU: {cpu / len(events) * 1e6:.1f} us/event (user + system, every instance, "
+            f"start-up included); peak RSS: {', '.join(f'{usage.peak_rss_mb:.0f} MB' for usage in usages)}"
+        )
         print(
             f"ingest into PostgreSQL ({instances} instance(s) in one consumer group): {ingest_rate:,.0f} events/s"
         )

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -179,9 +180,24 @@ def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return [{"loc": list(error.get("loc", ())), "msg": str(error.get("msg", ""))} for error in exc.errors()]
 
 
+GC_YOUNG_THRESHOLD = 50_000  # allocations between young collections (default 700)
+
+
+def tune_garbage_collector() -> None:
+    """Collect young objects less often and never scan the objects that live as long as the process.
+
+    A batch holds thousands of live objects (records, models, rows) until it is stored: with the default
+    threshold (700 allocations) the collector ran dozens of times per batch and walked them all each time.
+    Freezing what exists at start (modules, models, the app) keeps the full collections short."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def serve(app: FastAPI, settings: Settings) -> None:
     """Run a service's app with uvicorn; SIGTERM finishes the batch in hand before the process exits."""
     logging.basicConfig(level=settings.LOG_LEVEL)
+    tune_garbage_collector()
     uvicorn.run(
         app,
         host=settings.HTTP_HOST,

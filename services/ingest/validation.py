@@ -51,6 +51,13 @@ def is_canonical_timestamp(text: Any, value: datetime | None) -> bool:
     return bool(text == value.isoformat())
 
 
+def writes_canonical_timestamps(event: Event, body: dict[str, Any]) -> bool:
+    """Return True if the raw body already writes every timestamp of `event` in the canonical form."""
+    return all(
+        is_canonical_timestamp(body.get(name), getattr(event, name)) for name in TIMESTAMP_FIELDS[type(event)]
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Accepted:
     """A valid event with the raw body it came from and its Kafka position."""
@@ -59,27 +66,20 @@ class Accepted:
     event: Event
     body: dict[str, Any]
     record: ConsumerRecord
-
-    def raw_is_canonical(self) -> bool:
-        """Return True if the raw body already writes every timestamp in the canonical form."""
-        event, body = self.event, self.body
-        return all(
-            is_canonical_timestamp(body.get(name), getattr(event, name))
-            for name in TIMESTAMP_FIELDS[type(event)]
-        )
+    raw_is_canonical: bool  # `writes_canonical_timestamps`, checked once when the record is parsed
 
     @property
     def canonical(self) -> JsonObject:
         """The validated fields as JSON, timestamps normalised (what a case history keeps): the raw bytes
         when they hold nothing else and are already canonical, otherwise the model's JSON form."""
-        if self.raw_is_canonical() and self.body.keys() <= type(self.event).model_fields.keys():
+        if self.raw_is_canonical and self.body.keys() <= type(self.event).model_fields.keys():
             return bytes(self.record.value)
         return self.event.model_dump(mode="json", exclude_unset=True)
 
     @property
     def payload(self) -> dict[str, Any] | orjson.Fragment:
         """The stored raw event: every field kept, timestamps normalised (the raw bytes when canonical)."""
-        if self.raw_is_canonical():
+        if self.raw_is_canonical:
             return orjson.Fragment(self.record.value)
         return {**self.body, **self.event.model_dump(mode="json", exclude_unset=True)}
 
@@ -101,7 +101,7 @@ def parse_record(record: ConsumerRecord, topic_prefix: str) -> Accepted | DeadLe
     event = validate_body(topic, body)
     if isinstance(event, Rejection):
         return DeadLetter(record, event)
-    return Accepted(topic, event, body, record)
+    return Accepted(topic, event, body, record, writes_canonical_timestamps(event, body))
 
 
 def unknown_units(event: Event, unit_ids: frozenset[str]) -> list[tuple[str, str]]:
