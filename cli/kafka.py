@@ -166,12 +166,24 @@ def ensure_principals(client: AdminClient, passwords: dict[str, str]) -> None:
     wait_all(client.alter_user_scram_credentials(upserts).values())  # type: ignore[arg-type]
 
 
+def topic_retention(prefix: str = "") -> dict[str, dict[str, str]]:
+    """Return each topic's retention settings: by time for the topics our services stamp, by size only
+    for the upstream topics (`topics.UPSTREAM_RETENTION_BYTES`)."""
+    retention = {
+        prefix + name: {"retention.ms": str(days * 86_400_000)}
+        for name, days in topics.RETENTION_DAYS.items()
+    }
+    for name, size in topics.UPSTREAM_RETENTION_BYTES.items():
+        retention[prefix + name] = {"retention.ms": "-1", "retention.bytes": str(size)}
+    return retention
+
+
 def ensure_topics(client: AdminClient, prefix: str = "") -> None:
-    """Create the topics that are missing, and set every topic's retention."""
-    retention = {prefix + name: str(days * 86_400_000) for name, days in topics.RETENTION_DAYS.items()}
+    """Create the topics that are missing, and set every topic's retention (also on existing topics)."""
+    retention = topic_retention(prefix)
     new = [
-        NewTopic(name, num_partitions=topics.PARTITIONS, replication_factor=-1, config={"retention.ms": ms})
-        for name, ms in retention.items()
+        NewTopic(name, num_partitions=topics.PARTITIONS, replication_factor=-1, config=config)
+        for name, config in retention.items()
     ]
     wait_all(client.create_topics(new).values(), ignore=(KafkaError.TOPIC_ALREADY_EXISTS,))
     resources = [
@@ -179,10 +191,11 @@ def ensure_topics(client: AdminClient, prefix: str = "") -> None:
             ResourceType.TOPIC,
             name,
             incremental_configs=[
-                ConfigEntry("retention.ms", ms, incremental_operation=AlterConfigOpType.SET)
+                ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+                for key, value in config.items()
             ],
         )
-        for name, ms in retention.items()
+        for name, config in retention.items()
     ]
     wait_all(client.incremental_alter_configs(resources).values())
 
@@ -218,7 +231,7 @@ def remove_prefixed(client: AdminClient, prefix: str) -> None:
         for b in acl_bindings(prefix)
     ]
     wait_all(client.delete_acls(filters).values())
-    names = [prefix + name for name in topics.RETENTION_DAYS]
+    names = list(topic_retention(prefix))
     wait_all(client.delete_topics(names).values(), ignore=(KafkaError.UNKNOWN_TOPIC_OR_PART,))
 
 
@@ -247,6 +260,6 @@ def setup_command(
     ensure_topics(client, prefix)
     ensure_acls(client, prefix)
     typer.echo(
-        f"Kafka: {len(PRINCIPALS)} tài khoản / principals, {len(topics.RETENTION_DAYS)} chủ đề / topics,"
+        f"Kafka: {len(PRINCIPALS)} tài khoản / principals, {len(topic_retention())} chủ đề / topics,"
         f" {len(acl_bindings(prefix))} quyền / ACLs{f' (prefix {prefix})' if prefix else ''}"
     )

@@ -24,17 +24,26 @@ INGEST_MAX_RECORDS = 2000
 REPORT_EVENTS = "dvc.report-events.v1"
 INSPECTION_EVENTS = "dvc.inspection-events.v1"
 
-# How long each topic keeps messages (Kafka's retention.ms); dead letters are kept for a month.
+# How long each topic keeps messages (Kafka's retention.ms); dead letters are kept for a month. Only the
+# topics whose records our services stamp when they send them: Kafka's time retention reads the record
+# timestamps, and upstream stamps its records with the time the event happened.
 RETENTION_DAYS = {
-    CASE_EVENTS: 7,
-    DOCUMENT_EVENTS: 7,
-    REPORT_EVENTS: 7,
-    INSPECTION_EVENTS: 7,
     DEAD_LETTERS: 30,
     INTERNAL_DEAD_LETTERS: 30,
     CHANGES: 7,
     KPI_UPDATES: 7,
     ALERTS: 7,
+}
+# The upstream topics are kept by size only (retention.ms = -1, retention.bytes per partition). Their
+# records carry the time the event happened (the completeness watermark reads it), so a replayed history
+# is months or years old: with time retention the broker deleted it at its next retention check, before
+# ingest had read it, and the consumer skipped to the new log start without a word. 4 GiB per partition
+# holds about eight million events per topic (a province's year is about five million).
+UPSTREAM_RETENTION_BYTES = {
+    CASE_EVENTS: 4 * 1024**3,
+    DOCUMENT_EVENTS: 4 * 1024**3,
+    REPORT_EVENTS: 4 * 1024**3,
+    INSPECTION_EVENTS: 4 * 1024**3,
 }
 
 

@@ -1,0 +1,88 @@
+"""A replayed history survives Kafka's retention until ingest has stored it.
+
+Upstream stamps each record with the time its event happened (the completeness watermark reads it), so
+a history replayed after an outage or a backfill is months or years old. With time retention the broker
+deleted it at its next retention check (every 5 s in our recipe) before ingest read it, and the consumer
+skipped to the new log start without a word: found when `bench.ingest` lost 3,501 of 20,000 events."""
+
+import asyncio
+import time
+from datetime import datetime
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shared import topics
+from tests.conftest import MigratedDatabase, ServiceRunner, kafka_security, load_registry, wait_until
+from tests.factories import at, case_event, encode, random_id, received, small_registry
+
+pytestmark = pytest.mark.integration
+
+CASES = 200
+RETENTION_CHECKS = 3  # broker checks retention every 5 s (log.retention.check.interval.ms)
+
+
+async def produce_stamped(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes, datetime]]) -> None:
+    """Send (key, value) messages stamped with their event time, as upstream does."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=20, **kafka_security(bootstrap)
+    )
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, value=value, key=key, timestamp_ms=int(stamp.timestamp() * 1000))
+            for key, value, stamp in messages
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def log_start_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """Return each partition's first offset still in the log."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_security(bootstrap))
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(topics.PARTITIONS)]
+        return {tp.partition: offset for tp, offset in (await consumer.beginning_offsets(partitions)).items()}
+    finally:
+        await consumer.stop()
+
+
+async def test_a_history_from_2021_waiting_in_kafka_is_kept_and_then_stored_whole(
+    database: MigratedDatabase, service_runner: ServiceRunner, admin_db: asyncpg.Connection
+) -> None:
+    units = [f"rt{i}" for i in range(4)]
+    await load_registry(database, small_registry(*units))
+    prefix = random_id("ret")
+    messages = []
+    for i in range(CASES):
+        case_id, unit = f"{prefix}-{i}", units[i % len(units)]
+        for event in (
+            received(case_id, unit, at("2021-05-03 08:00"), due_at=at("2021-05-10 17:00")),
+            case_event("resolved", case_id, unit, at("2021-05-05 10:00"), outcome="approved"),
+        ):
+            key, value = encode(event)
+            messages.append((key, value, datetime.fromisoformat(event["occurred_at"])))
+    topic = service_runner.topic_prefix + topics.CASE_EVENTS
+    await produce_stamped(service_runner.kafka_bootstrap, topic, messages)
+
+    # Ingest is down while the broker runs its retention checks over five-year-old records.
+    await asyncio.sleep(RETENTION_CHECKS * 5 + 1)
+    assert await log_start_offsets(service_runner.kafka_bootstrap, topic) == dict.fromkeys(
+        range(topics.PARTITIONS), 0
+    ), "the broker deleted records nobody had read"
+
+    await service_runner.start("ingest")
+
+    async def all_stored() -> bool:
+        count = await admin_db.fetchval("SELECT count(*) FROM events WHERE subject_id LIKE $1", prefix + "%")
+        return int(count) >= 2 * CASES
+
+    started = time.monotonic()
+    await wait_until(all_stored, timeout=90)
+    resolved_cases = await admin_db.fetchval(
+        "SELECT count(*) FROM cases WHERE case_id LIKE $1 AND closed_at IS NOT NULL", prefix + "%"
+    )
+    assert resolved_cases == CASES, f"stored in {time.monotonic() - started:.1f} s"
