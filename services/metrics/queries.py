@@ -283,6 +283,9 @@ async def fetch_overdue_cases(
 # the recompute's progress). The case fold's CTEs are materialised, so the planner guesses a few rows
 # for each: it then joins `pauses` by a nested loop over every step of every case (quadratic: 4 of the
 # 8 s of 200,000 events, hours at 10 million). Hash and merge joins only, and room for its sorts.
+# The temp tables get the live tables' indexes that the cell statements use (migrations 0001, 0003,
+# 0021): without the ones on closed_at, rated_at and the overdue candidates, each (unit, day) pair read
+# every case of its unit (3 ms a pair at 10 million events instead of 0.3 ms).
 FOLD_SOURCES = {
     "cases": """
         SET enable_nestloop = off;
@@ -291,6 +294,10 @@ FOLD_SOURCES = {
         RESET enable_nestloop;
         RESET work_mem;
         CREATE INDEX ON recomputed_cases (unit_id, received_at);
+        CREATE INDEX ON recomputed_cases (unit_id, closed_at) WHERE close_type = 'resolved';
+        CREATE INDEX ON recomputed_cases (unit_id, rated_at) WHERE rated_at IS NOT NULL;
+        CREATE INDEX ON recomputed_cases (unit_id)
+            WHERE cardinality(overdue_at) > 0 OR (closed_at IS NULL AND paused_since IS NULL AND deadline IS NOT NULL);
     """,
     "documents": """
         CREATE TEMP TABLE recomputed_documents AS SELECT * FROM documents_from_events();
