@@ -5,8 +5,9 @@ from datetime import date
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from services.metrics.audit import audit, rebuild_cells
+from services.metrics.audit import audit, count_steps, rebuild_cells
 from shared.config import Settings
 
 app = typer.Typer(help="Chỉ số / KPI counts.", no_args_is_help=True)
@@ -17,13 +18,23 @@ ToDay = Annotated[str, typer.Option("--to", help="last local day, YYYY-MM-DD")]
 @app.command("recompute")
 def recompute_command(first: FromDay, last: ToDay) -> None:
     """Tính lại toàn bộ số liệu từ sự kiện gốc / Rebuild every count from the raw event store."""
-    counts = asyncio.run(
-        rebuild_cells(
-            Settings().DATABASE_URL.get_secret_value(),
-            first=date.fromisoformat(first),
-            last=date.fromisoformat(last),
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns) as progress:
+        task = progress.add_task(
+            "Đang tính lại / recomputing: gộp sự kiện / folding events", total=count_steps(0)
         )
-    )
+
+        def advance(done: str, total: int) -> None:
+            progress.update(task, advance=1, total=total, description=done)
+
+        counts = asyncio.run(
+            rebuild_cells(
+                Settings().DATABASE_URL.get_secret_value(),
+                first=date.fromisoformat(first),
+                last=date.fromisoformat(last),
+                progress=advance,
+            )
+        )
     for table, rows in counts.items():
         typer.echo(f"Đã tính lại / recomputed {table}: {rows} dòng / rows")
 

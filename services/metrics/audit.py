@@ -1,7 +1,8 @@
 """Rebuild the KPI cells from the raw event store (`dvc metrics recompute`), or prove that the live
 cells equal a rebuild (`dvc metrics audit`). Neither publishes anything: no broker is needed."""
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -11,36 +12,91 @@ from services.metrics import queries
 from services.metrics.cells import recompute_crossed_deadlines
 from shared.db import init_connection, open_pool
 
+Progress = Callable[[str, int], None]
+"""Told after each step of a recomputation: what was just done (Vietnamese / English) and the number of
+steps in all (known once the fold is done: one step per month holding cells)."""
 
-async def recomputed_cells(
-    connection: asyncpg.Connection, *, first: date, last: date, now: datetime
-) -> dict[str, list[tuple[Any, ...]]]:
-    """Fold the raw events afresh and compute every cell table's rows in the range."""
-    await queries.rebuild_recomputed_sources(connection)
+Pairs = list[tuple[str, date]]
+
+
+def ignore_progress(done: str, total: int) -> None:
+    """The progress of a recomputation nobody watches."""
+
+
+def count_steps(months: int) -> int:
+    """Return the steps of a recomputation: a fold per source, the (unit, day) pairs, one per month."""
+    return len(queries.FOLD_SOURCES) + 1 + months
+
+
+async def fold_sources(connection: asyncpg.Connection, progress: Progress) -> None:
+    """Fold the raw events afresh into the session's temp tables, one source per step."""
+    await queries.drop_recomputed_sources(connection)
+    for source in queries.FOLD_SOURCES:
+        await queries.fold_recomputed_source(connection, source=source)
+        progress(f"Đã gộp sự kiện {source} / folded {source} events", count_steps(0))
+
+
+async def fetch_pairs_by_month(
+    connection: asyncpg.Connection, *, first: date, last: date
+) -> dict[date, Pairs]:
+    """Return every (unit, local day) that may hold a cell in the range, live or recomputed, by month."""
     pairs = set(await queries.fetch_source_pairs(connection, first=first, last=last, recomputed=True))
     pairs |= set(await queries.fetch_source_pairs(connection, first=first, last=last, recomputed=False))
-    units, days = [u for u, _ in pairs], [d for _, d in pairs]
-    return {
-        table: await queries.fetch_recomputed_cells(
-            connection, table=table, unit_ids=units, days=days, now=now
-        )
-        for table in queries.CELL_TABLES
-    }
+    months: dict[date, Pairs] = defaultdict(list)
+    for unit_id, day in sorted(pairs):
+        months[day.replace(day=1)].append((unit_id, day))
+    return dict(sorted(months.items()))
 
 
-async def rebuild_cells(dsn: str, *, first: date, last: date) -> dict[str, int]:
-    """Replace the live cells in the range with a recomputation; return the row count per table."""
+async def recomputed_cells(
+    connection: asyncpg.Connection,
+    *,
+    first: date,
+    last: date,
+    now: datetime,
+    progress: Progress = ignore_progress,
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Fold the raw events afresh and compute every cell table's rows in the range, month by month."""
+    await fold_sources(connection, progress)
+    months = await fetch_pairs_by_month(connection, first=first, last=last)
+    total = count_steps(len(months))
+    progress("Đã tìm các ô / found the cells' (unit, day) pairs", total)
+    tables: dict[str, list[tuple[Any, ...]]] = {table: [] for table in queries.CELL_TABLES}
+    for month, pairs in months.items():
+        units, days = [u for u, _ in pairs], [d for _, d in pairs]
+        for table, rows in tables.items():
+            rows += await queries.fetch_recomputed_cells(
+                connection, table=table, unit_ids=units, days=days, now=now
+            )
+        progress(f"Đã tính tháng {month:%m/%Y} / computed {month:%Y-%m}", total)
+    return tables
+
+
+async def rebuild_cells(
+    dsn: str, *, first: date, last: date, progress: Progress = ignore_progress
+) -> dict[str, int]:
+    """Replace the live cells in the range with a recomputation, in one transaction, month by month in
+    the server (no row travels to Python); return the row count per table."""
     connection = await asyncpg.connect(dsn)
     await init_connection(connection)
     try:
         now = datetime.now(UTC)
+        counts = dict.fromkeys(queries.CELL_TABLES, 0)
         async with connection.transaction():
-            tables = await recomputed_cells(connection, first=first, last=last, now=now)
-            for table, rows in tables.items():
-                await queries.replace_cells_in_range(
-                    connection, table=table, first=first, last=last, rows=rows
-                )
-        return {table: len(rows) for table, rows in tables.items()}
+            await fold_sources(connection, progress)
+            months = await fetch_pairs_by_month(connection, first=first, last=last)
+            total = count_steps(len(months))
+            for table in queries.CELL_TABLES:
+                await queries.delete_cells_in_range(connection, table=table, first=first, last=last)
+            progress("Đã tìm các ô / found the cells' (unit, day) pairs", total)
+            for month, pairs in months.items():
+                units, days = [u for u, _ in pairs], [d for _, d in pairs]
+                for table in queries.CELL_TABLES:
+                    counts[table] += await queries.insert_recomputed_cells(
+                        connection, table=table, unit_ids=units, days=days, now=now
+                    )
+                progress(f"Đã tính lại tháng {month:%m/%Y} / recomputed {month:%Y-%m}", total)
+        return counts
     finally:
         await connection.close()
 

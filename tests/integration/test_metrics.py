@@ -8,7 +8,7 @@ import asyncpg
 import httpx
 import pytest
 
-from services.metrics.audit import audit
+from services.metrics.audit import audit, rebuild_cells
 from shared import topics
 from shared.kpis import KPIS
 from tests.conftest import (
@@ -182,6 +182,76 @@ async def test_hand_worked_scenario_shuffled_and_duplicated(
         last=datetime(2022, 12, 31).date(),
     )
     assert differences == []
+
+
+CELL_COLUMNS = {
+    "kpi_day_cells": "unit_id, day, kpi, numerator, denominator",
+    "procedure_days": "unit_id, day, procedure_code, online",
+    "overdue_days": "unit_id, day, case_id, apologized",
+    "inspected_days": "unit_id, day",
+}
+
+
+async def live_cells(admin_db: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        table: [
+            tuple(row) for row in await admin_db.fetch(f"SELECT {columns} FROM {table} ORDER BY {columns}")
+        ]
+        for table, columns in CELL_COLUMNS.items()
+    }
+
+
+async def test_recompute_restores_damaged_cells_month_by_month(
+    database: MigratedDatabase,
+    service_runner: ServiceRunner,
+    pipeline: ServiceProcess,
+    admin_db: asyncpg.Connection,
+) -> None:
+    """`dvc metrics recompute` rebuilds the cells from the raw events a month per progress step, in the
+    server: damaged, missing and stray cells come back exactly as the live path computed them."""
+    cases, documents = scenario()
+    await produce(
+        service_runner.kafka_bootstrap,
+        service_runner.topic_prefix + topics.CASE_EVENTS,
+        [encode(e) for e in cases],
+    )
+    await produce(
+        service_runner.kafka_bootstrap,
+        service_runner.topic_prefix + topics.DOCUMENT_EVENTS,
+        [encode(d) for d in documents],
+    )
+
+    async def settled() -> bool:
+        report = await kpis(pipeline, f"unit:{COMMUNE}", "year:2021")
+        return counts(report, "paperless_rate") == (19, 21) and counts(report, "on_time_rate")[1] == 4
+
+    await wait_until(settled, timeout=60)
+    pipeline.stop()  # nothing else writes cells while they are compared
+    first, last = datetime(2021, 1, 1).date(), datetime(2022, 12, 31).date()
+    assert await audit(database.dsn("metrics"), first=first, last=last) == []
+    before = await live_cells(admin_db)
+    assert before["kpi_day_cells"] and before["procedure_days"] and before["overdue_days"]  # no inspections
+    await admin_db.execute("UPDATE kpi_day_cells SET numerator = 0 WHERE kpi = 'on_time_rate'")
+    await admin_db.execute("DELETE FROM procedure_days WHERE day < '2021-03-05'")
+    await admin_db.execute("DELETE FROM overdue_days")
+    await admin_db.execute(
+        "INSERT INTO kpi_day_cells (unit_id, day, kpi, numerator, denominator) "
+        "VALUES ($1, '2021-07-01', 'signed_rate', 1, 1)",
+        OTHER,
+    )
+    steps: list[tuple[str, int]] = []
+    rebuilt = await rebuild_cells(
+        database.dsn("metrics"),
+        first=first,
+        last=last,
+        progress=lambda done, total: steps.append((done, total)),
+    )
+    assert await live_cells(admin_db) == before
+    assert rebuilt == {table: len(rows) for table, rows in before.items()}
+    months = [done for done, _ in steps if "recomputed 20" in done]
+    assert months[0].endswith("recomputed 2021-03") and months == sorted(months, key=lambda m: m[-7:])
+    assert any(month.endswith("recomputed 2022-01") for month in months)  # G, resolved 01/01/2022
+    assert len(steps) == steps[-1][1]  # the bar ends full
 
 
 async def test_audit_recomputes_passed_deadlines_without_a_broker(
