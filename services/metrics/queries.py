@@ -95,21 +95,24 @@ PROCEDURE_DAYS = """
 # A case counts on each local day it became overdue as of `now` ($3, dirty.now_at): `overdue_instants`
 # (migration 0019). The candidates' condition is spelled as the partial index cases_overdue_candidates_idx
 # (migration 0003) so that the planner can use it: went overdue before, or open, running, with a deadline.
+# Each dirty unit's candidates are read once and their instants joined to its dirty days (read per
+# (unit, day) pair, a unit with 30 dirty days had its candidates read and judged 30 times).
 OVERDUE_DAYS = """
-    WITH {dirty}
+    WITH {dirty},
+    dirty_units AS (SELECT DISTINCT unit_id, now_at FROM dirty)
     SELECT DISTINCT d.unit_id, d.day, o.case_id, o.apologized
-    FROM dirty d
+    FROM dirty_units u
     CROSS JOIN LATERAL (
-        SELECT c.case_id, c.apology_at IS NOT NULL AS apologized
+        SELECT c.case_id, c.apology_at IS NOT NULL AS apologized, x.at
         FROM {cases} c
         CROSS JOIN LATERAL unnest(
-            overdue_instants(c.overdue_at, c.closed_at, c.paused_since, c.deadline, c.clock_since, d.now_at)
+            overdue_instants(c.overdue_at, c.closed_at, c.paused_since, c.deadline, c.clock_since, u.now_at)
         ) AS x(at)
-        WHERE c.unit_id = d.unit_id
+        WHERE c.unit_id = u.unit_id
           AND (cardinality(c.overdue_at) > 0 OR (c.closed_at IS NULL AND c.paused_since IS NULL AND c.deadline IS NOT NULL))
-          AND x.at >= d.t0 AND x.at < d.t1
-        OFFSET 0  -- keeps the subquery per pair (no pull-up into a hash join over the whole table)
+        OFFSET 0  -- keeps the subquery per unit (no pull-up into a hash join over the whole table)
     ) o
+    JOIN dirty d ON d.unit_id = u.unit_id AND o.at >= d.t0 AND o.at < d.t1
 """
 
 # A unit was inspected on administrative reform that local day (it is the inspected unit: kpis.md v1.1).
@@ -145,24 +148,43 @@ def cell_query(table: str, sources: dict[str, str]) -> str:
 async def recompute_cells(
     connection: asyncpg.Connection, *, unit_ids: Sequence[str], days: Sequence[date], now: datetime
 ) -> None:
-    """Replace the cells of the dirty (unit, day) pairs with a fresh computation (in the caller's transaction)."""
-    for table, (_, columns, key) in CELL_TABLES.items():
-        await connection.execute(
-            f"DELETE FROM {table} t USING unnest($1::text[], $2::date[]) AS x(unit_id, day) "
-            "WHERE t.unit_id = x.unit_id AND t.day = x.day",
-            unit_ids,
-            days,
+    """Make the cells of the dirty (unit, day) pairs equal a fresh computation (in the caller's
+    transaction), one prepared statement per table."""
+    for table in CELL_TABLES:
+        await connection.execute(REPLACE_CELLS[table], unit_ids, days, now)
+
+
+def replace_cells_statement(table: str) -> str:
+    """Return the statement that makes `table`'s rows of the dirty pairs ($1, $2) equal the computation
+    as of $3: rows no longer computed are deleted, changed rows updated, new rows inserted. A row whose
+    values did not change is not written (its `updated_at` says when the count last changed), so a
+    recomputation that changes little writes little: no dead row and no index entry per unchanged cell."""
+    _, columns, key = CELL_TABLES[table]
+    keys = key.split(", ")
+    values = [column for column in columns if column not in keys]
+    matches = " AND ".join(f"c.{column} = t.{column}" for column in keys)
+    if values:
+        assignments = [f"{column} = EXCLUDED.{column}" for column in values]
+        if table in TABLES_WITH_UPDATED_AT:
+            assignments.append("updated_at = now()")
+        changed = f"({', '.join(f't.{c}' for c in values)}) IS DISTINCT FROM ({', '.join(f'EXCLUDED.{c}' for c in values)})"
+        conflict = f"DO UPDATE SET {', '.join(assignments)} WHERE {changed}"
+    else:
+        conflict = "DO NOTHING"
+    names = ", ".join(columns)
+    return f"""
+        WITH computed AS ({cell_query(table, LIVE_SOURCES)}),
+        gone AS (
+            DELETE FROM {table} t USING unnest($1::text[], $2::date[]) AS x(unit_id, day)
+            WHERE t.unit_id = x.unit_id AND t.day = x.day
+              AND NOT EXISTS (SELECT FROM computed c WHERE {matches})
         )
-        names = ", ".join(columns)
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in key.split(", "))
-        conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-        query = cell_query(table, LIVE_SOURCES)
-        await connection.execute(
-            f"INSERT INTO {table} ({names}) SELECT * FROM ({query}) computed ON CONFLICT ({key}) {conflict}",
-            unit_ids,
-            days,
-            now,
-        )
+        INSERT INTO {table} AS t ({names}) SELECT {names} FROM computed ON CONFLICT ({key}) {conflict}
+    """
+
+
+TABLES_WITH_UPDATED_AT = {"kpi_day_cells"}
+REPLACE_CELLS = {table: replace_cells_statement(table) for table in CELL_TABLES}
 
 
 async def fetch_crossed_deadlines(
