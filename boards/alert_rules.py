@@ -100,6 +100,16 @@ def platform_alerts() -> list[dict[str, Any]]:
             f"chưa đủ). The oldest unconsumed record has waited over {CONSUMER_LAG_SECONDS} s for 10 minutes.",
         ),
         alert(
+            "DvcRecordsLost",
+            "sum by (group, topic) (increase(dvc_consumer_records_lost_total[15m])) > 0",
+            wait="0m",
+            severity="critical",
+            summary="Kafka đã xoá bản ghi chưa xử lý ({{ $labels.group }}) / records deleted unread on {{ $labels.topic }}",
+            description="Kafka đã xoá (hết hạn lưu giữ) bản ghi trên {{ $labels.topic }} trước khi {{ $labels.group }} "
+            "xử lý: các sự kiện này không được tính. Gửi lại chúng từ hệ thống nguồn và tăng retention.bytes. Kafka "
+            "deleted records before the group consumed them: they are not counted; have the source send them again.",
+        ),
+        alert(
             "DvcDeadLettersHigh",
             f"sum by (reason) (increase(ingest_dead_letters_total[15m])) >= {DEAD_LETTER_MIN}\n"
             f"and on () ({dead} / {seen} > {DEAD_LETTER_SHARE})",

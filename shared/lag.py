@@ -17,7 +17,7 @@ from functools import partial
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from shared.backoff import Retrying, run_forever
 from shared.config import Settings
@@ -40,6 +40,11 @@ LAG_SECONDS = Gauge(
 )
 LAG_MEASURED = Gauge(
     "dvc_consumer_lag_measured_timestamp_seconds", "Unix time of the last lag measurement.", ["group"]
+)
+RECORDS_LOST = Counter(
+    "dvc_consumer_records_lost_total",
+    "Records the broker deleted (retention) before the group consumed them: never processed.",
+    ["group", "topic", "partition"],
 )
 PROBE_TIMEOUT_MS = 2000
 
@@ -91,6 +96,7 @@ class LagMonitor:
         self.interval = settings.LAG_POLL_SECONDS
         self.on_measured = on_measured
         self.retrying = Retrying("lag_monitor", logger)
+        self.lost_until: dict[TopicPartition, int] = {}  # the log start up to which losses were counted
 
     async def run_forever(self) -> None:
         """Measure and export until cancelled; a failed measurement waits out a backoff."""
@@ -124,15 +130,16 @@ class LagMonitor:
         """Ask the broker for every group's committed and end offsets and the oldest waiting record."""
         lags: list[PartitionLag] = []
         for group, topics in self.groups.items():
-            partitions = await partitions_of(probe, topics)
-            committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-            ends = await probe.end_offsets(partitions)
-            positions = {
-                tp: (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0)
-                for tp in partitions
+            partitions = await partitions_of(admin, topics)
+            offsets = await admin.list_consumer_group_offsets(group, partitions=partitions)
+            committed = {
+                tp: offsets[tp].offset for tp in partitions if tp in offsets and offsets[tp].offset >= 0
             }
+            ends = await probe.end_offsets(partitions)
+            positions = {tp: committed.get(tp, 0) for tp in partitions}
             if positions:  # a new group's "nothing committed" is the start of the log (earliest)
                 starts = await probe.beginning_offsets(partitions)
+                self.count_lost(group, committed, starts)
                 positions = {tp: max(offset, starts[tp]) for tp, offset in positions.items()}
             lagging = {tp: positions[tp] for tp in partitions if ends[tp] > positions[tp]}
             oldest = await timestamps_at(probe, lagging)
@@ -145,17 +152,42 @@ class LagMonitor:
             ]
         return lags
 
+    def count_lost(
+        self, group: str, committed: Mapping[TopicPartition, int], starts: Mapping[TopicPartition, int]
+    ) -> None:
+        """Count (and log) the records deleted below a group's committed offset: the consumer will skip
+        to the log start without a word (auto_offset_reset), so this is the only trace of them."""
+        for tp, offset in committed.items():
+            lost = records_lost(offset, starts[tp], self.lost_until.get(tp, 0))
+            if lost:
+                RECORDS_LOST.labels(group, tp.topic, str(tp.partition)).inc(lost)
+                logger.error(
+                    "%d records of %s[%d] were deleted by the broker before %s consumed them (offsets %d..%d)",
+                    lost,
+                    tp.topic,
+                    tp.partition,
+                    group,
+                    starts[tp] - lost,
+                    starts[tp] - 1,
+                )
+            self.lost_until[tp] = max(self.lost_until.get(tp, 0), starts[tp])
 
-async def partitions_of(probe: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
-    """Return every partition of the topics (refreshing the metadata the first time)."""
-    found: list[TopicPartition] = []
-    for topic in topics:
-        numbers = probe.partitions_for_topic(topic)
-        if not numbers:
-            await probe.topics()  # fetches the cluster's metadata
-            numbers = probe.partitions_for_topic(topic) or set()
-        found += [TopicPartition(topic, n) for n in sorted(numbers)]
-    return found
+
+def records_lost(committed: int, log_start: int, counted_until: int) -> int:
+    """Return how many records below `log_start` the group never consumed and were not counted yet."""
+    return max(0, log_start - max(committed, counted_until))
+
+
+async def partitions_of(admin: AIOKafkaAdminClient, topics: Sequence[str]) -> list[TopicPartition]:
+    """Return every partition of the topics, as the broker describes them now (a consumer's own metadata
+    knows a topic only after it used it, and `AIOKafkaConsumer.topics()` does not update it)."""
+    described = await admin.describe_topics(list(topics))
+    return sorted(
+        TopicPartition(topic["topic"], partition["partition"])
+        for topic in described
+        if topic["error_code"] == 0
+        for partition in topic["partitions"]
+    )
 
 
 async def timestamps_at(

@@ -12,9 +12,20 @@ from datetime import datetime
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client import REGISTRY
 
 from shared import topics
-from tests.conftest import MigratedDatabase, ServiceRunner, kafka_security, load_registry, wait_until
+from shared.config import Settings
+from shared.lag import LagMonitor
+from tests.conftest import (
+    MigratedDatabase,
+    ServiceRunner,
+    kafka_security,
+    kafka_settings,
+    load_registry,
+    wait_until,
+)
 from tests.factories import at, case_event, encode, random_id, received, small_registry
 
 pytestmark = pytest.mark.integration
@@ -86,3 +97,58 @@ async def test_a_history_from_2021_waiting_in_kafka_is_kept_and_then_stored_whol
         "SELECT count(*) FROM cases WHERE case_id LIKE $1 AND closed_at IS NOT NULL", prefix + "%"
     )
     assert resolved_cases == CASES, f"stored in {time.monotonic() - started:.1f} s"
+
+
+async def test_records_the_broker_deletes_before_a_group_reads_them_are_counted_once(
+    topic_prefix: str, kafka_bootstrap: str
+) -> None:
+    # The topics our services stamp keep 7 days by time: records stamped 2021 there are deleted at the
+    # next check, as the upstream topics' were. A group had committed offset 0 before that.
+    topic, group = topic_prefix + topics.CHANGES, "dvc-lost-test"
+    stamp = datetime.fromisoformat(at("2021-05-03 08:00"))
+    await produce_stamped(kafka_bootstrap, topic, [(b"k%d" % i, b"{}", stamp) for i in range(60)])
+    committer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=topic_prefix + group, **kafka_security(kafka_bootstrap)
+    )
+    await committer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(topics.PARTITIONS)]
+        committer.assign(partitions)
+        await committer.commit(dict.fromkeys(partitions, 0))
+    finally:
+        await committer.stop()
+
+    async def deleted() -> bool:
+        return sum((await log_start_offsets(kafka_bootstrap, topic)).values()) == 60
+
+    await wait_until(deleted, timeout=RETENTION_CHECKS * 5 + 10)
+
+    settings = Settings(
+        DATABASE_URL="postgresql://unused",  # type: ignore[arg-type]
+        TOPIC_PREFIX=topic_prefix,
+        **kafka_settings(kafka_bootstrap).model_dump(),
+    )
+    monitor = LagMonitor(settings, "test", {group: [topics.CHANGES]})
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap, **kafka_security(kafka_bootstrap))
+    probe = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, **kafka_security(kafka_bootstrap))
+    await admin.start()
+    await probe.start()
+
+    def counted() -> float:
+        return sum(
+            REGISTRY.get_sample_value(
+                "dvc_consumer_records_lost_total",
+                {"group": topic_prefix + group, "topic": topic, "partition": str(p)},
+            )
+            or 0.0
+            for p in range(topics.PARTITIONS)
+        )
+
+    try:
+        await monitor.step(admin, probe)
+        assert counted() == 60
+        await monitor.step(admin, probe)  # measured again: the same loss is not counted twice
+        assert counted() == 60
+    finally:
+        await probe.stop()
+        await admin.close()

@@ -1094,6 +1094,10 @@ def alert_tests() -> list[dict[str, Any]]:
                     "series": 'dvc_consumer_lag_seconds{group="dvc-ingest", topic="dvc.case-events.v1", partition="0", instance="i:1"}',
                     "values": "0+30x30",
                 },
+                {  # the broker deleted 3,501 unread records at 20m
+                    "series": 'dvc_consumer_records_lost_total{group="dvc-ingest", topic="dvc.case-events.v1", partition="1", instance="i:1"}',
+                    "values": "0x20 3501x10",
+                },
                 {
                     "series": 'alerts_last_tick_timestamp_seconds{job="alerts", instance="a:1"}',
                     "values": "0+60x5 300x25",
@@ -1121,6 +1125,14 @@ def alert_tests() -> list[dict[str, Any]]:
                     "eval_time": "20m",
                     "alertname": "DvcDeadLettersHigh",
                     "exp_alerts": [expected_alert("DvcDeadLettersHigh", reason="not_json")],
+                },
+                {"eval_time": "20m", "alertname": "DvcRecordsLost", "exp_alerts": []},
+                {
+                    "eval_time": "22m",
+                    "alertname": "DvcRecordsLost",
+                    "exp_alerts": [
+                        expected_alert("DvcRecordsLost", group="dvc-ingest", topic="dvc.case-events.v1")
+                    ],
                 },
                 {"eval_time": "20m", "alertname": "DvcStorageFailing", "exp_alerts": []},
                 {
