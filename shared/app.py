@@ -187,8 +187,10 @@ def tune_garbage_collector() -> None:
     """Collect young objects less often and never scan the objects that live as long as the process.
 
     A batch holds thousands of live objects (records, models, rows) until it is stored: with the default
-    threshold (700 allocations) the collector ran dozens of times per batch and walked them all each time.
-    Freezing what exists at start (modules, models, the app) keeps the full collections short."""
+    threshold (700 allocations) the young collection ran dozens of times per batch, and each run promoted
+    live objects that the older collections then scanned again. Freezing what exists at start (modules,
+    models, the app) keeps the full collections short. Measured on ingest: within the run-to-run noise
+    (55.7 and 64.8 against 61.4 µs of CPU per event); kept, with peak RSS at 86-116 MB."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
