@@ -16,7 +16,7 @@ Progress = Callable[[str, int], None]
 """Told after each step of a recomputation: what was just done (Vietnamese / English) and the number of
 steps in all (known once the fold is done: one step per month holding cells)."""
 
-Pairs = list[tuple[str, date]]
+Pairs = tuple[list[str], list[date]]  # the unit ids and days of (unit, day) pairs, as the cell SQL takes them
 
 
 def ignore_progress(done: str, total: int) -> None:
@@ -36,16 +36,23 @@ async def fold_sources(connection: asyncpg.Connection, progress: Progress) -> No
         progress(f"Đã gộp sự kiện {source} / folded {source} events", count_steps(0))
 
 
-async def fetch_pairs_by_month(
-    connection: asyncpg.Connection, *, first: date, last: date
-) -> dict[date, Pairs]:
-    """Return every (unit, local day) that may hold a cell in the range, live or recomputed, by month."""
+async def fold_by_month(
+    connection: asyncpg.Connection, *, first: date, last: date, progress: Progress
+) -> tuple[dict[date, Pairs], int]:
+    """Fold the sources, then return every (unit, local day) that may hold a cell in the range, live or
+    recomputed, by month (as units and days), and the number of steps of the whole recomputation."""
+    await fold_sources(connection, progress)
     pairs = set(await queries.fetch_source_pairs(connection, first=first, last=last, recomputed=True))
     pairs |= set(await queries.fetch_source_pairs(connection, first=first, last=last, recomputed=False))
-    months: dict[date, Pairs] = defaultdict(list)
+    grouped: dict[date, list[tuple[str, date]]] = defaultdict(list)
     for unit_id, day in sorted(pairs):
-        months[day.replace(day=1)].append((unit_id, day))
-    return dict(sorted(months.items()))
+        grouped[day.replace(day=1)].append((unit_id, day))
+    total = count_steps(len(grouped))
+    progress("Đã tìm các ô / found the cells' (unit, day) pairs", total)
+    months = {
+        month: ([u for u, _ in found], [d for _, d in found]) for month, found in sorted(grouped.items())
+    }
+    return months, total
 
 
 async def recomputed_cells(
@@ -57,13 +64,9 @@ async def recomputed_cells(
     progress: Progress = ignore_progress,
 ) -> dict[str, list[tuple[Any, ...]]]:
     """Fold the raw events afresh and compute every cell table's rows in the range, month by month."""
-    await fold_sources(connection, progress)
-    months = await fetch_pairs_by_month(connection, first=first, last=last)
-    total = count_steps(len(months))
-    progress("Đã tìm các ô / found the cells' (unit, day) pairs", total)
+    months, total = await fold_by_month(connection, first=first, last=last, progress=progress)
     tables: dict[str, list[tuple[Any, ...]]] = {table: [] for table in queries.CELL_TABLES}
-    for month, pairs in months.items():
-        units, days = [u for u, _ in pairs], [d for _, d in pairs]
+    for month, (units, days) in months.items():
         for table, rows in tables.items():
             rows += await queries.fetch_recomputed_cells(
                 connection, table=table, unit_ids=units, days=days, now=now
@@ -83,14 +86,10 @@ async def rebuild_cells(
         now = datetime.now(UTC)
         counts = dict.fromkeys(queries.CELL_TABLES, 0)
         async with connection.transaction():
-            await fold_sources(connection, progress)
-            months = await fetch_pairs_by_month(connection, first=first, last=last)
-            total = count_steps(len(months))
+            months, total = await fold_by_month(connection, first=first, last=last, progress=progress)
             for table in queries.CELL_TABLES:
                 await queries.delete_cells_in_range(connection, table=table, first=first, last=last)
-            progress("Đã tìm các ô / found the cells' (unit, day) pairs", total)
-            for month, pairs in months.items():
-                units, days = [u for u, _ in pairs], [d for _, d in pairs]
+            for month, (units, days) in months.items():
                 for table in queries.CELL_TABLES:
                     counts[table] += await queries.insert_recomputed_cells(
                         connection, table=table, unit_ids=units, days=days, now=now
