@@ -314,8 +314,15 @@ def kafka_security(bootstrap: str, name: str = ADMIN) -> dict[str, Any]:
     return aiokafka_security(kafka_settings(bootstrap, name))
 
 
-async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
-    """Send (key, value) messages to a topic and wait until the broker has them all."""
+async def produce(
+    bootstrap: str,
+    topic: str,
+    messages: list[tuple[bytes | None, bytes]],
+    *,
+    timestamps_ms: list[int] | None = None,
+) -> None:
+    """Send (key, value) messages to a topic, stamped `timestamps_ms` if given (as upstream stamps them
+    with the event time), and wait until the broker has them all."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         enable_idempotence=True,
@@ -324,7 +331,11 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None,
     )
     await producer.start()
     try:
-        futures = [await producer.send(topic, value=value, key=key) for key, value in messages]
+        stamps = timestamps_ms or [None] * len(messages)
+        futures = [
+            await producer.send(topic, value=value, key=key, timestamp_ms=stamp)
+            for (key, value), stamp in zip(messages, stamps, strict=True)
+        ]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

@@ -11,7 +11,7 @@ from datetime import datetime
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import REGISTRY
 
@@ -24,6 +24,7 @@ from tests.conftest import (
     kafka_security,
     kafka_settings,
     load_registry,
+    produce,
     wait_until,
 )
 from tests.factories import at, case_event, encode, random_id, received, small_registry
@@ -34,20 +35,9 @@ CASES = 200
 RETENTION_CHECKS = 3  # broker checks retention every 5 s (log.retention.check.interval.ms)
 
 
-async def produce_stamped(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes, datetime]]) -> None:
-    """Send (key, value) messages stamped with their event time, as upstream does."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=20, **kafka_security(bootstrap)
-    )
-    await producer.start()
-    try:
-        futures = [
-            await producer.send(topic, value=value, key=key, timestamp_ms=int(stamp.timestamp() * 1000))
-            for key, value, stamp in messages
-        ]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
+def epoch_ms(iso: str) -> int:
+    """Return an ISO instant as the milliseconds of a Kafka record timestamp."""
+    return int(datetime.fromisoformat(iso).timestamp() * 1000)
 
 
 async def log_start_offsets(bootstrap: str, topic: str) -> dict[int, int]:
@@ -67,17 +57,17 @@ async def test_a_history_from_2021_waiting_in_kafka_is_kept_and_then_stored_whol
     units = [f"rt{i}" for i in range(4)]
     await load_registry(database, small_registry(*units))
     prefix = random_id("ret")
-    messages = []
+    messages, stamps = [], []
     for i in range(CASES):
         case_id, unit = f"{prefix}-{i}", units[i % len(units)]
         for event in (
             received(case_id, unit, at("2021-05-03 08:00"), due_at=at("2021-05-10 17:00")),
             case_event("resolved", case_id, unit, at("2021-05-05 10:00"), outcome="approved"),
         ):
-            key, value = encode(event)
-            messages.append((key, value, datetime.fromisoformat(event["occurred_at"])))
+            messages.append(encode(event))
+            stamps.append(epoch_ms(event["occurred_at"]))
     topic = service_runner.topic_prefix + topics.CASE_EVENTS
-    await produce_stamped(service_runner.kafka_bootstrap, topic, messages)
+    await produce(service_runner.kafka_bootstrap, topic, messages, timestamps_ms=stamps)
 
     # Ingest is down while the broker runs its retention checks over five-year-old records.
     await asyncio.sleep(RETENTION_CHECKS * 5 + 1)
@@ -105,8 +95,8 @@ async def test_records_the_broker_deletes_before_a_group_reads_them_are_counted_
     # The topics our services stamp keep 7 days by time: records stamped 2021 there are deleted at the
     # next check, as the upstream topics' were. A group had committed offset 0 before that.
     topic, group = topic_prefix + topics.CHANGES, "dvc-lost-test"
-    stamp = datetime.fromisoformat(at("2021-05-03 08:00"))
-    await produce_stamped(kafka_bootstrap, topic, [(b"k%d" % i, b"{}", stamp) for i in range(60)])
+    messages: list[tuple[bytes | None, bytes]] = [(b"k%d" % i, b"{}") for i in range(60)]
+    await produce(kafka_bootstrap, topic, messages, timestamps_ms=[epoch_ms(at("2021-05-03 08:00"))] * 60)
     committer = AIOKafkaConsumer(
         bootstrap_servers=kafka_bootstrap, group_id=topic_prefix + group, **kafka_security(kafka_bootstrap)
     )

@@ -133,16 +133,17 @@ async def pipeline(
     return metrics
 
 
-async def test_hand_worked_scenario_shuffled_and_duplicated(
-    database: MigratedDatabase, service_runner: ServiceRunner, pipeline: ServiceProcess
+async def produce_and_settle(
+    service_runner: ServiceRunner,
+    pipeline: ServiceProcess,
+    cases: list[dict[str, Any]],
+    documents: list[dict[str, Any]],
 ) -> None:
-    cases, documents = scenario()
-    shuffled = cases + random.Random(7).sample(cases, len(cases) // 2)  # duplicates
-    random.Random(3).shuffle(shuffled)  # out of order, `resolved` before `received` included
+    """Send the scenario's case and document events, then wait until the commune's 2021 counts hold them."""
     await produce(
         service_runner.kafka_bootstrap,
         service_runner.topic_prefix + topics.CASE_EVENTS,
-        [encode(e) for e in shuffled],
+        [encode(e) for e in cases],
     )
     await produce(
         service_runner.kafka_bootstrap,
@@ -155,6 +156,15 @@ async def test_hand_worked_scenario_shuffled_and_duplicated(
         return counts(report, "paperless_rate") == (19, 21) and counts(report, "on_time_rate")[1] == 4
 
     await wait_until(settled, timeout=60)
+
+
+async def test_hand_worked_scenario_shuffled_and_duplicated(
+    database: MigratedDatabase, service_runner: ServiceRunner, pipeline: ServiceProcess
+) -> None:
+    cases, documents = scenario()
+    shuffled = cases + random.Random(7).sample(cases, len(cases) // 2)  # duplicates
+    random.Random(3).shuffle(shuffled)  # out of order, `resolved` before `received` included
+    await produce_and_settle(service_runner, pipeline, shuffled, documents)
     march = await kpis(pipeline, f"unit:{COMMUNE}", "month:2021-03")
     april = await kpis(pipeline, f"unit:{COMMUNE}", "month:2021-04")
     assert counts(march, "on_time_rate") == (2, 3)  # A on time, D on time, B late; C has no deadline
@@ -209,23 +219,7 @@ async def test_recompute_restores_damaged_cells_month_by_month(
 ) -> None:
     """`dvc metrics recompute` rebuilds the cells from the raw events a month per progress step, in the
     server: damaged, missing and stray cells come back exactly as the live path computed them."""
-    cases, documents = scenario()
-    await produce(
-        service_runner.kafka_bootstrap,
-        service_runner.topic_prefix + topics.CASE_EVENTS,
-        [encode(e) for e in cases],
-    )
-    await produce(
-        service_runner.kafka_bootstrap,
-        service_runner.topic_prefix + topics.DOCUMENT_EVENTS,
-        [encode(d) for d in documents],
-    )
-
-    async def settled() -> bool:
-        report = await kpis(pipeline, f"unit:{COMMUNE}", "year:2021")
-        return counts(report, "paperless_rate") == (19, 21) and counts(report, "on_time_rate")[1] == 4
-
-    await wait_until(settled, timeout=60)
+    await produce_and_settle(service_runner, pipeline, *scenario())
     pipeline.stop()  # nothing else writes cells while they are compared
     first, last = datetime(2021, 1, 1).date(), datetime(2022, 12, 31).date()
     assert await audit(database.dsn("metrics"), first=first, last=last) == []
