@@ -2,7 +2,7 @@
 and plan the `cases` writes of a batch: pure functions, no I/O."""
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from operator import attrgetter
@@ -119,13 +119,51 @@ def apply_events(state: CaseState, events: Sequence[CaseEvent]) -> CaseState:
 
 def count_instants(state: CaseState) -> list[datetime | None]:
     """Return the instants whose local days this state can count on in any KPI cell."""
+    return [instant for _, instants in CELL_KINDS for instant in instants(state)]
+
+
+def intake_instants(state: CaseState) -> list[datetime | None]:
+    """online_intake_rate, portal_sync_rate and procedure_days count a case on its day of receipt."""
+    return [state.received_at]
+
+
+def resolution_instants(state: CaseState) -> list[datetime | None]:
+    """on_time_rate counts a resolved case on its day of closure."""
+    return [state.closed_at]
+
+
+def rating_instants(state: CaseState) -> list[datetime | None]:
+    """satisfaction_rate counts a rated case on its day of rating."""
+    return [state.rated_at]
+
+
+def overdue_instants(state: CaseState) -> list[datetime | None]:
+    """overdue_days counts a case on each day it became overdue: its past crossings, or greatest(deadline,
+    clock_since) while it runs open (as of a `now` that ingest does not know: both days)."""
+    return [state.deadline, state.clock_since, *state.overdue_at]
+
+
+# Each kind of cell: the state fields it reads, and the instants whose days it counts the case on.
+CELL_KINDS: tuple[tuple[Callable[[CaseState], Any], Callable[[CaseState], list[datetime | None]]], ...] = (
+    (attrgetter("received_at", "procedure_code", "channel", "service_level", "synced"), intake_instants),
+    (attrgetter("closed_at", "close_type", "timeliness"), resolution_instants),
+    (attrgetter("rated_at", "rating"), rating_instants),
+    (
+        attrgetter("deadline", "clock_since", "paused_since", "closed_at", "overdue_at", "apology_at"),
+        overdue_instants,
+    ),
+)
+
+
+def changed_instants(old: CaseState, new: CaseState) -> list[datetime | None]:
+    """Return the instants, in both states of a case (same unit), of the kinds of cell whose fields
+    differ: a rating dirties its rating days only, a return of the result no day at all."""
     return [
-        state.received_at,
-        state.closed_at,
-        state.rated_at,
-        state.deadline,
-        state.clock_since,
-        *state.overdue_at,
+        instant
+        for fields_of, instants in CELL_KINDS
+        if fields_of(old) != fields_of(new)
+        for state in (old, new)
+        for instant in instants(state)
     ]
 
 
@@ -207,13 +245,19 @@ def plan_case_writes(
     stored: Mapping[str, CaseState],
     histories: Mapping[str, list[JsonObject]],
     arrivals: Iterable[Arrival],
+    repeated: Collection[str] = (),
 ) -> tuple[list[CaseWrite], Dirty]:
     """Return the `cases` writes of a batch's new events and the cells they dirty.
 
     `case_ids` are the cases the batch names (new events or repeats), `stored` their stored states,
-    `histories` the stored histories of the late cases (`late_cases`). A late case is refolded from
-    its history; a known case continues from its stored state (its history is appended to); a new case
-    is folded from its events. Every (unit, day) the old or the new state counts on is dirty.
+    `histories` the stored histories of the late cases (`late_cases`), `repeated` the cases the batch
+    repeats an event of. A late case is refolded from its history; a known case continues from its
+    stored state (its history is appended to); a new case is folded from its events.
+
+    A case with new events only dirties the days of the kinds of cell whose fields changed
+    (`changed_instants`). A case with a repeated event dirties every (unit, day) its old and new states
+    count on: the repeat may be the replay of a batch stored before a crash whose dirty cells were
+    never published.
     """
     writes = [
         plan_case_write(case_id, events, stored, histories)
@@ -222,10 +266,16 @@ def plan_case_writes(
     new_states = {write.state.case_id: write.state for write in writes}
     instants: dict[str, set[datetime | None]] = defaultdict(set)
     for case_id in case_ids:
-        for state in (stored.get(case_id), new_states.get(case_id)):
+        old, new = stored.get(case_id), new_states.get(case_id)
+        if old is not None and new is not None and old.unit_id == new.unit_id and case_id not in repeated:
+            if new.unit_id is not None:
+                instants[new.unit_id].update(changed_instants(old, new))
+            continue
+        for state in (old, new):
             if state is not None and state.unit_id is not None:
                 instants[state.unit_id].update(count_instants(state))
-    return writes, {unit_id: local_days(found) for unit_id, found in instants.items()}
+    dirty = {unit_id: local_days(found) for unit_id, found in instants.items()}
+    return writes, {unit_id: days for unit_id, days in dirty.items() if days}
 
 
 def plan_case_write(

@@ -121,7 +121,9 @@ async def refold_cases(
     arrivals = [(a.event, a.canonical) for a in new if isinstance(a.event, CaseEvent)]
     late = late_cases(stored, arrivals)
     histories = await queries.fetch_case_histories(connection, case_ids=late) if late else {}
-    writes, dirty = plan_case_writes(case_ids, stored, histories, arrivals)
+    new_ids = {id(a) for a in new}
+    repeated = {a.event.case_id for a in unique if isinstance(a.event, CaseEvent) and id(a) not in new_ids}
+    writes, dirty = plan_case_writes(case_ids, stored, histories, arrivals, repeated)
     await queries.upsert_cases(connection, writes=writes)
     return dirty
 

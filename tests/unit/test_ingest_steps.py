@@ -111,6 +111,21 @@ def test_a_late_event_refolds_the_whole_history_and_replaces_it() -> None:
     assert write.state.paused_since is not None and write.state.overdue_at == []
 
 
+def test_an_event_dirties_only_the_days_of_the_cells_it_changes() -> None:
+    receipt = arrival(received("c1", "u1", at("2021-03-01 08:00"), due_at=at("2021-03-05 17:00")))
+    resolved = arrival(case_event("resolved", "c1", "u1", at("2021-03-04 10:00"), outcome="approved"))
+    (first,), _ = plan_case_writes(["c1"], {}, {}, [receipt, resolved])
+    stored = {"c1": first.state}
+    rated = arrival(case_event("rated", "c1", "u1", at("2021-03-08 09:00"), rating="satisfied"))
+    returned = arrival(case_event("returned", "c1", "u1", at("2021-03-06 09:00")))
+    assert plan_case_writes(["c1"], stored, {}, [rated])[1] == {"u1": {date(2021, 3, 8)}}
+    (write,), dirty = plan_case_writes(["c1"], stored, {}, [returned])
+    assert write.state.returned_at is not None and dirty == {}  # no cell reads the return
+    # A repeat in the batch may replay a batch whose dirty cells were never published: every day.
+    _, dirty = plan_case_writes(["c1"], stored, {}, [rated], repeated={"c1"})
+    assert dirty == {"u1": {date(2021, 3, 1), date(2021, 3, 4), date(2021, 3, 5), date(2021, 3, 8)}}
+
+
 def test_a_repeat_only_case_writes_nothing_but_its_stored_days_are_dirty() -> None:
     (first,), _ = plan_case_writes(
         ["c1"], {}, {}, [arrival(received("c1", "u1", at("2021-03-01 08:00"), due_at=None))]
