@@ -274,8 +274,7 @@ def plan_case_writes(
         for state in (old, new):
             if state is not None and state.unit_id is not None:
                 instants[state.unit_id].update(count_instants(state))
-    dirty = {unit_id: local_days(found) for unit_id, found in instants.items()}
-    return writes, {unit_id: days for unit_id, days in dirty.items() if days}
+    return writes, {unit_id: days for unit_id, found in instants.items() if (days := local_days(found))}
 
 
 def plan_case_write(

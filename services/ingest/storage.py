@@ -59,7 +59,7 @@ async def store_batch(
             await queries.insert_events(connection, records=[event_record(a) for a in new])
         events = [a.event for a in unique]
         dirty = merge_dirty(
-            await refold_cases(connection, unique, new),
+            await refold_cases(connection, unique, claimed),
             await keep_first_documents(connection, events),
             await keep_first_reports(connection, events),
             await keep_first_inspections(connection, events),
@@ -111,18 +111,19 @@ def subject_of(event: Event) -> str:
 
 
 async def refold_cases(
-    connection: asyncpg.Connection, unique: Sequence[Accepted], new: Sequence[Accepted]
+    connection: asyncpg.Connection, unique: Sequence[Accepted], claimed: set[str]
 ) -> Dirty:
-    """Apply the new events to their cases (`plan_case_writes`), write them, return the dirty cells."""
-    case_ids = sorted({a.event.case_id for a in unique if isinstance(a.event, CaseEvent)})
+    """Apply the new (`claimed`) events to their cases (`plan_case_writes`), write them, return the dirty
+    cells."""
+    case_events = [(a.event, a) for a in unique if isinstance(a.event, CaseEvent)]
+    case_ids = sorted({event.case_id for event, _ in case_events})
     if not case_ids:
         return {}
     stored = await queries.fetch_case_states(connection, case_ids=case_ids)
-    arrivals = [(a.event, a.canonical) for a in new if isinstance(a.event, CaseEvent)]
+    arrivals = [(event, a.canonical) for event, a in case_events if event.event_id in claimed]
     late = late_cases(stored, arrivals)
     histories = await queries.fetch_case_histories(connection, case_ids=late) if late else {}
-    new_ids = {id(a) for a in new}
-    repeated = {a.event.case_id for a in unique if isinstance(a.event, CaseEvent) and id(a) not in new_ids}
+    repeated = {event.case_id for event, _ in case_events if event.event_id not in claimed}
     writes, dirty = plan_case_writes(case_ids, stored, histories, arrivals, repeated)
     await queries.upsert_cases(connection, writes=writes)
     return dirty
