@@ -94,8 +94,8 @@ PROCEDURE_DAYS = """
 
 # A case counts on each local day it became overdue as of `now` ($3, dirty.now_at): `overdue_instants`
 # (migration 0019), spelled in two parts so that each reads an index of migration 0022. An open, running
-# case is overdue from greatest(deadline, clock_since) once its deadline is before `now`: looked up per
-# pair in cases_overdue_open_idx. Its past crossings (overdue_at) are few: each dirty unit's cases with
+# case is overdue from greatest(deadline, clock_since) once `is_overdue_open`: looked up per pair in
+# cases_overdue_open_idx (the function is inlined, so the planner proves the index's predicate). Its past crossings (overdue_at) are few: each dirty unit's cases with
 # any are read once (cases_overdue_past_idx) and their instants joined to its dirty days.
 OVERDUE_DAYS = """
     WITH {dirty},
@@ -106,9 +106,8 @@ OVERDUE_DAYS = """
         SELECT c.case_id, c.apology_at IS NOT NULL AS apologized
         FROM {cases} c
         WHERE c.unit_id = d.unit_id
-          AND c.closed_at IS NULL AND c.paused_since IS NULL AND c.deadline IS NOT NULL
+          AND is_overdue_open(c.closed_at, c.paused_since, c.deadline, d.now_at)
           AND greatest(c.deadline, c.clock_since) >= d.t0 AND greatest(c.deadline, c.clock_since) < d.t1
-          AND c.deadline < d.now_at
     ) o
     UNION
     SELECT d.unit_id, d.day, o.case_id, o.apologized
