@@ -27,12 +27,14 @@ def recompute_command(first: FromDay, last: ToDay) -> None:
         def advance(done: str, total: int) -> None:
             progress.update(task, advance=1, total=total, description=done)
 
+        settings = Settings()
         counts = asyncio.run(
             rebuild_cells(
-                Settings().DATABASE_URL.get_secret_value(),
+                settings.DATABASE_URL.get_secret_value(),
                 first=date.fromisoformat(first),
                 last=date.fromisoformat(last),
                 progress=advance,
+                workers=settings.RECOMPUTE_WORKERS,
             )
         )
     for table, rows in counts.items():
@@ -42,11 +44,13 @@ def recompute_command(first: FromDay, last: ToDay) -> None:
 @app.command("audit")
 def audit_command(first: FromDay = "2000-01-01", last: ToDay = "2099-12-31") -> None:
     """Đối chiếu số liệu trực tiếp với tính lại / Compare live counts with a recomputation."""
+    settings = Settings()
     differences = asyncio.run(
         audit(
-            Settings().DATABASE_URL.get_secret_value(),
+            settings.DATABASE_URL.get_secret_value(),
             first=date.fromisoformat(first),
             last=date.fromisoformat(last),
+            workers=settings.RECOMPUTE_WORKERS,
         )
     )
     for line in differences:

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"changethis", "changeme", "password", "secret", ""}
@@ -28,6 +28,9 @@ class KafkaSettings(BaseSettings):
     # SCRAM-SHA-512 for every principal; PLAIN only for the static super user `admin` (dvc kafka setup)
     KAFKA_SASL_MECHANISM: Literal["SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
     KAFKA_CA_FILE: Path | None = None  # CA of the broker's TLS certificate (SASL_SSL); none: system CAs
+
+
+RECOMPUTE_WORKERS = 2
 
 
 class Settings(KafkaSettings):
@@ -62,6 +65,9 @@ class Settings(KafkaSettings):
     LAG_POLL_SECONDS: float = 5.0
     WATERMARK_GRACE_SECONDS: float = 60.0
     WATERMARK_HOLD_SECONDS: float = 300.0
+    # `dvc metrics recompute|audit`: connections folding the raw event store at once, the case fold
+    # split in as many parts (the database server's cores the recomputation may take).
+    RECOMPUTE_WORKERS: int = Field(default=RECOMPUTE_WORKERS, ge=1, le=32)
 
     @field_validator("DATABASE_URL")
     @classmethod

@@ -1,15 +1,19 @@
 """Rebuild the KPI cells from the raw event store (`dvc metrics recompute`), or prove that the live
 cells equal a rebuild (`dvc metrics audit`). Neither publishes anything: no broker is needed."""
 
-from collections import defaultdict
+import asyncio
+import tempfile
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from services.metrics import queries
 from services.metrics.cells import recompute_crossed_deadlines
+from shared.config import RECOMPUTE_WORKERS
 from shared.db import init_connection, open_pool
 
 Progress = Callable[[str, int], None]
@@ -25,23 +29,62 @@ def ignore_progress(done: str, total: int) -> None:
 
 def count_steps(months: int) -> int:
     """Return the steps of a recomputation: a fold per source, the (unit, day) pairs, one per month."""
-    return len(queries.FOLD_SOURCES) + 1 + months
+    return len(queries.FOLDS) + 1 + months
 
 
-async def fold_sources(connection: asyncpg.Connection, progress: Progress) -> None:
-    """Fold the raw events afresh into the session's temp tables, one source per step."""
-    await queries.drop_recomputed_sources(connection)
-    for source in queries.FOLD_SOURCES:
-        await queries.fold_recomputed_source(connection, source=source)
-        progress(f"Đã gộp sự kiện {source} / folded {source} events", count_steps(0))
+FoldJob = tuple[str, int, int]  # a source, and the part of it to fold out of how many
+
+
+def fold_jobs(workers: int) -> list[FoldJob]:
+    """Return the folds to run: the case fold (the longest) in one part per worker, then the others."""
+    cases = [("cases", part, workers) for part in range(workers)]
+    return [*cases, *((source, 0, 1) for source in queries.FOLDS if source != "cases")]
+
+
+async def fold_sources(connection: asyncpg.Connection, dsn: str, progress: Progress, workers: int) -> None:
+    """Fold the raw events afresh into the session's temp tables. The folds (`fold_jobs`) run at once on
+    `workers` connections of their own, in one snapshot; each spools its rows to a file that this session
+    loads, and a source is indexed once all its parts are in."""
+    await queries.create_recomputed_sources(connection)
+    jobs = fold_jobs(workers)
+    parts_left = Counter(source for source, _, _ in jobs)
+    loading = asyncio.Lock()  # the session takes one COPY at a time
+
+    async def fold(folder: asyncpg.Connection, spools: Path) -> None:
+        while jobs:
+            source, part, parts = jobs.pop(0)
+            spool = spools / f"{source}-{part}.copy"
+            await queries.spool_fold(folder, source=source, part=part, parts=parts, spool=spool)
+            async with loading:
+                await queries.load_spool(connection, source=source, spool=spool)
+                spool.unlink()
+                parts_left[source] -= 1
+                if not parts_left[source]:
+                    await queries.index_recomputed_source(connection, source=source)
+                    progress(f"Đã gộp sự kiện {source} / folded {source} events", count_steps(0))
+
+    folders: list[asyncpg.Connection] = []
+    try:
+        for _ in range(workers):
+            folders.append(await asyncpg.connect(dsn))
+        snapshot = await queries.export_fold_snapshot(folders[0])
+        for folder in folders[1:]:
+            await queries.import_fold_snapshot(folder, snapshot=snapshot)
+        with tempfile.TemporaryDirectory(prefix="dvc-fold-") as spools:
+            async with asyncio.TaskGroup() as group:
+                for folder in folders:
+                    group.create_task(fold(folder, Path(spools)))
+    finally:
+        for folder in folders:
+            await folder.close()
 
 
 async def fold_by_month(
-    connection: asyncpg.Connection, *, first: date, last: date, progress: Progress
+    connection: asyncpg.Connection, dsn: str, *, first: date, last: date, progress: Progress, workers: int
 ) -> tuple[dict[date, Pairs], int]:
     """Fold the sources, then return every (unit, local day) that may hold a cell in the range, live or
     recomputed, by month (as units and days), and the number of steps of the whole recomputation."""
-    await fold_sources(connection, progress)
+    await fold_sources(connection, dsn, progress, workers)
     pairs = set(await queries.fetch_source_pairs(connection, first=first, last=last, recomputed=True))
     pairs |= set(await queries.fetch_source_pairs(connection, first=first, last=last, recomputed=False))
     grouped: dict[date, list[tuple[str, date]]] = defaultdict(list)
@@ -57,14 +100,18 @@ async def fold_by_month(
 
 async def recomputed_cells(
     connection: asyncpg.Connection,
+    dsn: str,
     *,
     first: date,
     last: date,
     now: datetime,
     progress: Progress = ignore_progress,
+    workers: int = RECOMPUTE_WORKERS,
 ) -> dict[str, list[tuple[Any, ...]]]:
     """Fold the raw events afresh and compute every cell table's rows in the range, month by month."""
-    months, total = await fold_by_month(connection, first=first, last=last, progress=progress)
+    months, total = await fold_by_month(
+        connection, dsn, first=first, last=last, progress=progress, workers=workers
+    )
     tables: dict[str, list[tuple[Any, ...]]] = {table: [] for table in queries.CELL_TABLES}
     for month, (units, days) in months.items():
         for table, rows in tables.items():
@@ -76,7 +123,12 @@ async def recomputed_cells(
 
 
 async def rebuild_cells(
-    dsn: str, *, first: date, last: date, progress: Progress = ignore_progress
+    dsn: str,
+    *,
+    first: date,
+    last: date,
+    progress: Progress = ignore_progress,
+    workers: int = RECOMPUTE_WORKERS,
 ) -> dict[str, int]:
     """Replace the live cells in the range with a recomputation, in one transaction, month by month in
     the server (no row travels to Python); return the row count per table."""
@@ -86,7 +138,9 @@ async def rebuild_cells(
         now = datetime.now(UTC)
         counts = dict.fromkeys(queries.CELL_TABLES, 0)
         async with connection.transaction():
-            months, total = await fold_by_month(connection, first=first, last=last, progress=progress)
+            months, total = await fold_by_month(
+                connection, dsn, first=first, last=last, progress=progress, workers=workers
+            )
             for table in queries.CELL_TABLES:
                 await queries.delete_cells_in_range(connection, table=table, first=first, last=last)
             for month, (units, days) in months.items():
@@ -120,13 +174,15 @@ def compare_rows(
     return differences
 
 
-async def audit(dsn: str, *, first: date, last: date) -> list[str]:
+async def audit(dsn: str, *, first: date, last: date, workers: int = RECOMPUTE_WORKERS) -> list[str]:
     """Compare live cells and case states with a fresh recomputation from the raw events."""
     async with open_pool(dsn, max_size=2) as pool:
         await recompute_crossed_deadlines(pool)  # bring time-driven cells up to date first
         now = datetime.now(UTC)
         async with pool.acquire() as connection:
-            rebuilt = await recomputed_cells(connection, first=first, last=last, now=now)
+            rebuilt = await recomputed_cells(
+                connection, dsn, first=first, last=last, now=now, workers=workers
+            )
             differences = [
                 f"case {case_id}: live state != recomputed"
                 for case_id in await queries.fetch_case_state_differences(connection)

@@ -2,11 +2,12 @@
 
 The cell statements take their source relations as parameters so the same SQL serves the live path
 (`cases`, `documents`) and the recomputation from the raw event store (temp tables filled by
-`case_states_from_events()` and `documents_from_events()`).
+`case_states_from_events(parts, part)`, `documents_from_events()` and the others).
 """
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -308,20 +309,24 @@ async def fetch_overdue_cases(
     return rows
 
 
-# The fold of the raw event store into session temp tables, one statement per source (each is a step of
-# the recompute's progress). The case fold's CTEs are materialised, so the planner guesses a few rows
-# for each: it then joins `pauses` by a nested loop over every step of every case (quadratic: 4 of the
-# 8 s of 200,000 events, hours at 10 million). Hash and merge joins only, and room for its sorts.
+# The fold of the raw event store, one relation per source; the case fold in parts of cases, by the hash
+# of their id (migration 0024). Each part is folded on a connection of its own, streamed out in COPY's
+# binary form and loaded into the recomputing session's temp table (`recomputed_*`), so that the parts
+# use every core. The case fold's CTEs are materialised, so the planner guesses a few rows for each: it
+# then joins `pauses` by a nested loop over every step of every case (quadratic: 4 of the 8 s of
+# 200,000 events, hours at 10 million). Hash and merge joins only, and room for its sorts.
+FOLDS = {
+    "cases": "case_states_from_events({parts}, {part})",  # integers, formatted in
+    "documents": "documents_from_events()",
+    "reports": "reports_from_events()",
+    "inspections": "inspections_from_events()",
+}
+FOLD_SETTINGS = "SET enable_nestloop = off; SET work_mem = '256MB'"
 # The temp tables get the live tables' indexes that the cell statements use (migrations 0001, 0003,
 # 0021, 0022): without the ones on closed_at, rated_at and the overdue instants, each (unit, day) pair read
 # every case of its unit (3 ms a pair at 10 million events instead of 0.3 ms).
-FOLD_SOURCES = {
+RECOMPUTED_INDEXES = {
     "cases": """
-        SET enable_nestloop = off;
-        SET work_mem = '256MB';
-        CREATE TEMP TABLE recomputed_cases AS SELECT * FROM case_states_from_events();
-        RESET enable_nestloop;
-        RESET work_mem;
         CREATE INDEX ON recomputed_cases (unit_id, received_at);
         CREATE INDEX ON recomputed_cases (unit_id, closed_at) WHERE close_type = 'resolved';
         CREATE INDEX ON recomputed_cases (unit_id, rated_at) WHERE rated_at IS NOT NULL;
@@ -329,33 +334,61 @@ FOLD_SOURCES = {
             WHERE closed_at IS NULL AND paused_since IS NULL AND deadline IS NOT NULL;
         CREATE INDEX ON recomputed_cases (unit_id) WHERE cardinality(overdue_at) > 0;
     """,
-    "documents": """
-        CREATE TEMP TABLE recomputed_documents AS SELECT * FROM documents_from_events();
-        CREATE INDEX ON recomputed_documents (unit_id, sent_at);
-    """,
-    "reports": """
-        CREATE TEMP TABLE recomputed_reports AS SELECT * FROM reports_from_events();
-        CREATE INDEX ON recomputed_reports (unit_id, submitted_at);
-    """,
+    "documents": "CREATE INDEX ON recomputed_documents (unit_id, sent_at)",
+    "reports": "CREATE INDEX ON recomputed_reports (unit_id, submitted_at)",
     "inspections": """
-        CREATE TEMP TABLE recomputed_inspections AS SELECT * FROM inspections_from_events();
         CREATE INDEX ON recomputed_inspections (unit_id, completed_at);
         CREATE INDEX ON recomputed_inspections (inspected_unit_id, completed_at);
     """,
 }
 
 
-async def drop_recomputed_sources(connection: asyncpg.Connection) -> None:
-    """Drop the session's temp tables of an earlier fold."""
+def fold_of(source: str, *, part: int = 0, parts: int = 1) -> str:
+    """Return the relation of a source's fold: one part of the cases, the whole of the others."""
+    return FOLDS[source].format(parts=int(parts), part=int(part))
+
+
+async def create_recomputed_sources(connection: asyncpg.Connection) -> None:
+    """Create the session's empty temp tables of the folds, dropping those of an earlier fold."""
+    await connection.execute(f"DROP TABLE IF EXISTS {', '.join(RECOMPUTED_SOURCES.values())}")
+    for source in FOLDS:
+        await connection.execute(
+            f"CREATE TEMP TABLE {RECOMPUTED_SOURCES[source]} AS SELECT * FROM {fold_of(source)} WITH NO DATA"
+        )
+
+
+async def export_fold_snapshot(connection: asyncpg.Connection) -> str:
+    """Open a read-only repeatable-read transaction for folding; return its snapshot for the others."""
+    await connection.execute(f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {FOLD_SETTINGS}")
+    snapshot: str = await connection.fetchval("SELECT pg_export_snapshot()")
+    return snapshot
+
+
+async def import_fold_snapshot(connection: asyncpg.Connection, *, snapshot: str) -> None:
+    """Open a folding transaction that sees exactly what the exporting one sees."""
+    quoted = snapshot.replace("'", "''")
     await connection.execute(
-        "DROP TABLE IF EXISTS recomputed_cases, recomputed_documents, recomputed_reports, recomputed_inspections"
+        f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{quoted}'; {FOLD_SETTINGS}"
     )
 
 
-async def fold_recomputed_source(connection: asyncpg.Connection, *, source: str) -> None:
-    """Fold one source (a key of FOLD_SOURCES) of the raw event store into its session temp table,
-    independently of ingest's fold."""
-    await connection.execute(FOLD_SOURCES[source])
+async def spool_fold(
+    connection: asyncpg.Connection, *, source: str, part: int, parts: int, spool: Path
+) -> None:
+    """Fold (one part of) a source in the connection's snapshot into a file, in COPY's binary form."""
+    await connection.copy_from_query(
+        f"SELECT * FROM {fold_of(source, part=part, parts=parts)}", output=spool, format="binary"
+    )
+
+
+async def load_spool(connection: asyncpg.Connection, *, source: str, spool: Path) -> None:
+    """Append a spooled fold to the session's temp table of its source."""
+    await connection.copy_to_table(RECOMPUTED_SOURCES[source], source=spool, format="binary")
+
+
+async def index_recomputed_source(connection: asyncpg.Connection, *, source: str) -> None:
+    """Index a loaded temp table as its live table is, and gather its statistics."""
+    await connection.execute(RECOMPUTED_INDEXES[source])
     await connection.execute(f"ANALYZE {RECOMPUTED_SOURCES[source]}")
 
 
