@@ -80,9 +80,11 @@ class Scratch:
         )
 
 
-async def create_scratch(env: dict[str, str]) -> Scratch:
-    """Create and migrate a scratch database; load Hà Tĩnh's 2021 registry."""
-    scratch = Scratch(env, f"dvc_bench_{secrets.token_hex(4)}", f"bench{secrets.token_hex(4)}.")
+async def create_scratch(env: dict[str, str], *, with_topics: bool = True) -> Scratch:
+    """Create and migrate a scratch database; load Hà Tĩnh's 2021 registry; create the scratch topics
+    (not for a benchmark without Kafka: its prefix is then empty)."""
+    prefix = f"bench{secrets.token_hex(4)}." if with_topics else ""
+    scratch = Scratch(env, f"dvc_bench_{secrets.token_hex(4)}", prefix)
     connection = await asyncpg.connect(env["DVC_ADMIN_DATABASE_URL"])
     await connection.execute(f'CREATE DATABASE "{scratch.database}"')
     await connection.close()
@@ -91,18 +93,20 @@ async def create_scratch(env: dict[str, str]) -> Scratch:
     connection = await asyncpg.connect(scratch.admin_dsn)
     await store_registry(connection, read_registry(REGISTRY_FILE))
     await connection.close()
-    admin = AdminClient(admin_config(scratch.kafka()))
-    ensure_topics(admin, scratch.prefix)
-    ensure_acls(admin, scratch.prefix)
+    if with_topics:
+        admin = AdminClient(admin_config(scratch.kafka()))
+        ensure_topics(admin, scratch.prefix)
+        ensure_acls(admin, scratch.prefix)
     return scratch
 
 
 async def drop_scratch(scratch: Scratch) -> None:
-    """Drop the scratch database."""
+    """Drop the scratch database and its topics."""
     connection = await asyncpg.connect(scratch.env["DVC_ADMIN_DATABASE_URL"])
     await connection.execute(f'DROP DATABASE IF EXISTS "{scratch.database}" WITH (FORCE)')
     await connection.close()
-    remove_prefixed(AdminClient(admin_config(scratch.kafka())), scratch.prefix)
+    if scratch.prefix:
+        remove_prefixed(AdminClient(admin_config(scratch.kafka())), scratch.prefix)
 
 
 def bench_events(count: int, *, seed: int = 1) -> list[SimEvent]:

@@ -233,7 +233,7 @@ async def prepare(count: int, database: str | None) -> tuple[Scratch, Expected, 
         await connection.close()
         print(f"database {scratch.database} (kept by an earlier run): {stored:,} events")
         return scratch, await read_expected(scratch), stored
-    scratch = await create_scratch(env)
+    scratch = await create_scratch(env, with_topics=False)
     print(f"database {scratch.database}")
     started = time.perf_counter()
     expected = await load_events(scratch, count)

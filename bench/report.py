@@ -68,7 +68,7 @@ async def fill_cells(connection: asyncpg.Connection, *, chunk: int = 5_000) -> N
 
 
 async def run(cases: int, keep: bool) -> None:
-    scratch = await create_scratch(infra_env())
+    scratch = await create_scratch(infra_env(), with_topics=False)
     connection = await asyncpg.connect(scratch.admin_dsn)
     await init_connection(connection)
     try:
