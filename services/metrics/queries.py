@@ -96,8 +96,9 @@ PROCEDURE_DAYS = """
 # A case counts on each local day it became overdue as of `now` ($3, dirty.now_at): `overdue_instants`
 # (migration 0019), spelled in two parts so that each reads an index of migration 0022. An open, running
 # case is overdue from greatest(deadline, clock_since) once `is_overdue_open`: looked up per pair in
-# cases_overdue_open_idx (the function is inlined, so the planner proves the index's predicate). Its past crossings (overdue_at) are few: each dirty unit's cases with
-# any are read once (cases_overdue_past_idx) and their instants joined to its dirty days.
+# cases_overdue_open_idx (the function is inlined, so the planner proves the index's predicate). Its
+# past crossings (overdue_at) are few: each dirty unit's cases with any are read once
+# (cases_overdue_past_idx) and their instants joined to its dirty days.
 OVERDUE_DAYS = """
     WITH {dirty},
     dirty_units AS (SELECT DISTINCT unit_id FROM dirty)
