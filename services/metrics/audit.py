@@ -32,13 +32,11 @@ def count_steps(months: int) -> int:
     return len(queries.FOLDS) + 1 + months
 
 
-FoldJob = tuple[str, int, int]  # a source, and the part of it to fold out of how many
-
-
-def fold_jobs(workers: int) -> list[FoldJob]:
-    """Return the folds to run: the case fold (the longest) in one part per worker, then the others."""
-    cases = [("cases", part, workers) for part in range(workers)]
-    return [*cases, *((source, 0, 1) for source in queries.FOLDS if source != "cases")]
+def fold_jobs(workers: int) -> list[tuple[str, int]]:
+    """Return the folds to run, as (source, part): the case fold (the longest) in one part per worker,
+    then the other sources whole."""
+    cases = [("cases", part) for part in range(workers)]
+    return [*cases, *((source, 0) for source in queries.FOLDS if source != "cases")]
 
 
 async def fold_sources(connection: asyncpg.Connection, dsn: str, progress: Progress, workers: int) -> None:
@@ -47,14 +45,14 @@ async def fold_sources(connection: asyncpg.Connection, dsn: str, progress: Progr
     loads, and a source is indexed once all its parts are in."""
     await queries.create_recomputed_sources(connection)
     jobs = fold_jobs(workers)
-    parts_left = Counter(source for source, _, _ in jobs)
+    parts_left = Counter(source for source, _ in jobs)
     loading = asyncio.Lock()  # the session takes one COPY at a time
 
     async def fold(folder: asyncpg.Connection, spools: Path) -> None:
         while jobs:
-            source, part, parts = jobs.pop(0)
+            source, part = jobs.pop(0)
             spool = spools / f"{source}-{part}.copy"
-            await queries.spool_fold(folder, source=source, part=part, parts=parts, spool=spool)
+            await queries.spool_fold(folder, source=source, part=part, parts=workers, spool=spool)
             async with loading:
                 await queries.load_spool(connection, source=source, spool=spool)
                 spool.unlink()

@@ -345,7 +345,8 @@ RECOMPUTED_INDEXES = {
 
 
 def fold_of(source: str, *, part: int = 0, parts: int = 1) -> str:
-    """Return the relation of a source's fold: one part of the cases, the whole of the others."""
+    """Return the relation of a source's fold: one part of the cases; the other sources are folded whole
+    (`part` and `parts` do not apply to them)."""
     return FOLDS[source].format(parts=int(parts), part=int(part))
 
 
